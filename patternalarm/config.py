@@ -1,0 +1,145 @@
+"""Every setting PatternAlarm reads, in one place.
+
+Each component (stack CLI, generator, Flink job, scoring service, DAGs, Spark jobs) reads its
+configuration through :func:`load` so that one environment variable means the same thing
+everywhere. Defaults describe the single-machine stack that ``make up`` starts; override them with
+environment variables (documented in docs/configuration.md, which a test keeps in sync with this file).
+
+This module is imported by every virtualenv, so it uses the standard library only and has no
+import-time side effects.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not an integer; set it to a whole number or unset it") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not a number; set it to a number or unset it") from exc
+
+
+def _setting(env: str, default: object, doc: str) -> object:
+    """Declare a setting: its environment variable, default and meaning travel together."""
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Build it with :func:`load`; fields name their environment variable."""
+
+    cache_dir: str = _setting("PATTERNALARM_CACHE", "~/.cache/patternalarm",
+                              "Virtualenvs and jars, outside the repo, keyed by hashes of their pins")
+    var_dir: str = _setting("PA_VAR_DIR", str(REPO_ROOT / "var"), "Logs, pid files, service data (git-ignored)")
+
+    # PostgreSQL
+    pg_host: str = _setting("PA_PG_HOST", "127.0.0.1", "PostgreSQL host")
+    pg_port: int = _setting("PA_PG_PORT", 5432, "PostgreSQL port")
+    pg_user: str = _setting("PA_PG_USER", "patternalarm", "PostgreSQL role owning the project's databases")
+    pg_password: str = _setting("PA_PG_PASSWORD", "patternalarm", "Password of that role")
+    pg_database: str = _setting("PA_PG_DATABASE", "patternalarm", "Database holding alerts, incidents, labels")
+    database_url: str = _setting("PA_DATABASE_URL", "",
+                                 "Full URL of the alerts database; overrides the PA_PG_* parts when set")
+
+    # Kafka
+    kafka_bootstrap: str = _setting("PA_KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers")
+    kafka_port: int = _setting("PA_KAFKA_PORT", 9092, "Port of the local broker that `make up` starts")
+    kafka_controller_port: int = _setting("PA_KAFKA_CONTROLLER_PORT", 9093, "KRaft controller port")
+    topic_events: str = _setting("PA_TOPIC_EVENTS", "pa.events", "Topic of incoming events (key = actor_id)")
+    topic_alerts: str = _setting("PA_TOPIC_ALERTS", "pa.alerts", "Topic the job publishes alerts to")
+    topic_dead_letter: str = _setting("PA_TOPIC_DEAD_LETTER", "pa.dead-letter",
+                                      "Malformed events with the reason they were rejected")
+    topic_partitions: int = _setting("PA_TOPIC_PARTITIONS", 4, "Partitions per topic (at least 2)")
+
+    # Scoring service
+    serving_host: str = _setting("PA_SERVING_HOST", "127.0.0.1", "Address the scoring API binds")
+    serving_port: int = _setting("PA_SERVING_PORT", 8000, "Port of the scoring API")
+    serving_url: str = _setting("PA_SERVING_URL", "", "Base URL clients use; default http://host:port")
+    api_key: str = _setting("PA_API_KEY", "dev-only-change-me",
+                            "Key for verdict and admin endpoints (header X-API-Key)")
+
+    # MLflow
+    mlflow_port: int = _setting("PA_MLFLOW_PORT", 5000, "Port of the MLflow tracking server")
+    mlflow_url: str = _setting("PA_MLFLOW_URL", "", "MLflow tracking URI; default http://127.0.0.1:port")
+    model_name: str = _setting("PA_MODEL_NAME", "patternalarm-fraud", "Registered model name")
+    model_alias: str = _setting("PA_MODEL_ALIAS", "champion", "Registry alias the scoring service serves")
+
+    # Airflow
+    airflow_port: int = _setting("PA_AIRFLOW_PORT", 8080, "Port of the Airflow webserver")
+
+    # Flink
+    flink_parallelism: int = _setting("PA_FLINK_PARALLELISM", 2, "Parallelism of the detection job")
+    flink_checkpoint_ms: int = _setting("PA_FLINK_CHECKPOINT_MS", 5000, "Checkpoint interval")
+    watermark_delay_s: int = _setting("PA_WATERMARK_DELAY_S", 2, "Allowed event-time disorder")
+    idle_timeout_s: int = _setting("PA_IDLE_TIMEOUT_S", 3,
+                                   "A Kafka partition silent this long stops holding back the watermark")
+
+    # Generator
+    generator_seed: int = _setting("PA_SEED", 42, "Default seed of the event generator")
+    fraud_rate: float = _setting("PA_FRAUD_RATE", 0.002, "Share of generated events that start an attack")
+
+    def resolved_cache_dir(self) -> Path:
+        return Path(os.path.expanduser(self.cache_dir))
+
+    def resolved_var_dir(self) -> Path:
+        return Path(os.path.expanduser(self.var_dir))
+
+    def db_url(self, database: str | None = None, driver: str = "postgresql") -> str:
+        """URL of one of the project's databases (alerts by default; also mlflow, airflow)."""
+        if self.database_url and database in (None, self.pg_database):
+            return self.database_url.replace("postgresql://", f"{driver}://", 1)
+        name = database or self.pg_database
+        return f"{driver}://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{name}"
+
+    def jdbc_url(self, database: str | None = None) -> str:
+        return f"jdbc:postgresql://{self.pg_host}:{self.pg_port}/{database or self.pg_database}"
+
+    def resolved_serving_url(self) -> str:
+        return self.serving_url or f"http://{self.serving_host}:{self.serving_port}"
+
+    def resolved_mlflow_url(self) -> str:
+        return self.mlflow_url or f"http://127.0.0.1:{self.mlflow_port}"
+
+
+def load() -> Settings:
+    """Read the environment now (not at import) so tests and subprocesses can override it."""
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        env = f.metadata["env"]
+        if isinstance(f.default, bool):
+            values[f.name] = _env(env, str(f.default)).lower() in ("1", "true", "yes")
+        elif isinstance(f.default, int):
+            values[f.name] = _env_int(env, f.default)
+        elif isinstance(f.default, float):
+            values[f.name] = _env_float(env, f.default)
+        else:
+            values[f.name] = _env(env, str(f.default))
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.topic_partitions < 2:
+        raise ValueError("PA_TOPIC_PARTITIONS must be at least 2 so the job is tested across partitions")
+    return settings
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) rows: the source of docs/configuration.md."""
+    return [(f.metadata["env"], str(f.default), f.metadata["doc"]) for f in fields(Settings)]

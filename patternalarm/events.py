@@ -1,0 +1,137 @@
+"""The event contract: the one definition of what travels on the events topic.
+
+The generator writes it, ``make replay`` checks files against it, the Flink job's SQL validation is
+generated from it (streaming/sql_builder.py) and tests pin both against the same examples, so a field
+is added here or nowhere. See docs/event-contract.md for the prose version.
+
+One JSON object per Kafka message, key = ``actor_id``, snake_case. Ground truth (injected pattern,
+fraud flag) never travels with an event: the generator records it separately.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+DOMAINS = ("fintech", "ecommerce", "gaming", "iot")
+
+STRING, NUMBER, ARRAY, OBJECT = "string", "number", "array", "object"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # one of STRING, NUMBER, ARRAY, OBJECT
+    required: bool = True
+
+
+COMMON_FIELDS: tuple[Field, ...] = (
+    Field("transaction_id", STRING),
+    Field("domain", STRING),
+    Field("actor_id", STRING),
+    Field("timestamp", STRING),  # ISO-8601 UTC with milliseconds, e.g. 2026-11-29T06:40:00.123Z
+    Field("test_id", STRING, required=False),  # the load-test run that produced the event
+    Field("ip_address", STRING, required=False),
+)
+
+DOMAIN_FIELDS: dict[str, tuple[Field, ...]] = {
+    "gaming": (
+        Field("player_id", STRING), Field("game_id", STRING), Field("item_type", STRING),
+        Field("item_name", STRING), Field("amount", NUMBER), Field("currency", STRING),
+        Field("payment_method", STRING), Field("device_id", STRING), Field("session_length_sec", NUMBER),
+    ),
+    "fintech": (
+        Field("account_from", STRING), Field("account_to", STRING), Field("amount", NUMBER),
+        Field("currency", STRING), Field("transfer_type", STRING), Field("country_from", STRING),
+        Field("country_to", STRING), Field("purpose", STRING),
+    ),
+    "ecommerce": (
+        Field("user_id", STRING), Field("cart_items", ARRAY), Field("amount", NUMBER),
+        Field("currency", STRING), Field("payment_method", STRING), Field("shipping_address", OBJECT),
+        Field("billing_address", OBJECT), Field("device_fingerprint", STRING),
+        Field("session_duration_sec", NUMBER),
+    ),
+    "iot": (
+        Field("device_id", STRING), Field("site_id", STRING), Field("metric", STRING),
+        Field("value", NUMBER), Field("unit", STRING),
+    ),
+}
+
+ADDRESS_FIELDS = ("street", "city", "state", "zip", "country")
+CART_ITEM_FIELDS = ("product_id", "category", "price", "quantity")
+
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class InvalidEvent(ValueError):
+    """An event that breaks the contract; ``reason`` is what the dead-letter record carries."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO-8601 UTC with exactly three fractional digits, the contract's only timestamp form."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(text: str) -> datetime:
+    if not isinstance(text, str) or len(text) != 24 or not text.endswith("Z"):
+        raise InvalidEvent(f"timestamp {text!r} is not ISO-8601 UTC with milliseconds (2026-01-31T12:00:00.000Z)")
+    try:
+        return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError as exc:
+        raise InvalidEvent(f"timestamp {text!r} is not a valid date-time: {exc}") from exc
+
+
+def _kind_matches(value: Any, kind: str) -> bool:
+    if kind == STRING:
+        return isinstance(value, str) and value != ""
+    if kind == NUMBER:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    if kind == ARRAY:
+        return isinstance(value, list)
+    return isinstance(value, dict)
+
+
+def fields_for(domain: str) -> tuple[Field, ...]:
+    return COMMON_FIELDS + DOMAIN_FIELDS[domain]
+
+
+def validate(event: Any) -> None:
+    """Raise InvalidEvent naming the first broken rule; the order matches the Flink SQL validation."""
+    if not isinstance(event, Mapping):
+        raise InvalidEvent("event is not a JSON object")
+    domain = event.get("domain")
+    if domain not in DOMAINS:
+        raise InvalidEvent(f"unknown domain {domain!r}; expected one of {', '.join(DOMAINS)}")
+    for f in fields_for(domain):
+        value = event.get(f.name)
+        if value is None:
+            if f.required:
+                raise InvalidEvent(f"missing required field '{f.name}' for domain {domain}")
+            continue
+        if not _kind_matches(value, f.kind):
+            raise InvalidEvent(f"field '{f.name}' must be a {f.kind}, got {type(value).__name__}")
+    parse_timestamp(event["timestamp"])
+    if domain == "iot" and event["device_id"] != event["actor_id"]:
+        raise InvalidEvent("iot events must have device_id equal to actor_id")
+
+
+def decode(payload: bytes | str) -> dict[str, Any]:
+    """Parse and validate one message; InvalidEvent carries the reason for the dead-letter topic."""
+    try:
+        event = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidEvent(f"malformed JSON: {exc}") from exc
+    validate(event)
+    return event
+
+
+def encode(event: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON, the wire form on Kafka and in replay files."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,123 @@
+"""PostgreSQL: the machine's Debian cluster (or any server named by PA_DATABASE_URL), roles, databases
+and schema migrations.
+
+Uses the ``psql`` client rather than a Python driver because it runs before any virtualenv exists.
+Migrations are the ordered files in sql/migrations/, each applied once in its own transaction and
+recorded in ``schema_migrations``; re-running is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from patternalarm.config import REPO_ROOT, Settings
+
+MIGRATIONS_DIR = REPO_ROOT / "sql" / "migrations"
+PROJECT_DATABASES = ("mlflow", "airflow")  # besides settings.pg_database
+
+
+class PostgresError(RuntimeError):
+    pass
+
+
+def _is_local(settings: Settings) -> bool:
+    return settings.pg_host in ("127.0.0.1", "localhost") and not settings.database_url
+
+
+def _debian_cluster() -> tuple[str, str, str] | None:
+    """(version, name, status) of the machine's first Debian cluster, if pg_lsclusters exists."""
+    if not shutil.which("pg_lsclusters"):
+        return None
+    out = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 4:
+            return parts[0], parts[1], parts[3]
+    return None
+
+
+def start(settings: Settings) -> None:
+    """Start the local Debian cluster when the settings point at this machine and it is down."""
+    if not _is_local(settings):
+        return
+    cluster = _debian_cluster()
+    if cluster is None:
+        raise PostgresError("no PostgreSQL cluster on this machine: run `make setup` "
+                            "(installs Debian's postgresql) or set PA_DATABASE_URL to a running server")
+    version, name, status = cluster
+    if status != "online":
+        proc = subprocess.run(["pg_ctlcluster", version, name, "start"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise PostgresError(f"pg_ctlcluster {version} {name} start failed: {proc.stderr.strip()}\n"
+                                f"see /var/log/postgresql/postgresql-{version}-{name}.log")
+    _ensure_role_and_databases(settings)
+
+
+def stop(settings: Settings) -> None:
+    """Stop the Debian cluster only when this stack runs it; an external server is left alone."""
+    cluster = _debian_cluster()
+    if _is_local(settings) and cluster and cluster[2] == "online":
+        subprocess.run(["pg_ctlcluster", cluster[0], cluster[1], "stop"], capture_output=True)
+
+
+def _as_postgres(sql: str) -> str:
+    """Run SQL as the cluster's superuser through the local socket (peer authentication)."""
+    cmd = ["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql]
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd="/")
+    if proc.returncode != 0:
+        raise PostgresError(f"psql as postgres failed: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def _ensure_role_and_databases(settings: Settings) -> None:
+    role, password = settings.pg_user, settings.pg_password
+    if _as_postgres(f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'") != "1":
+        # CREATEDB lets the test suite make throw-away databases.
+        _as_postgres(f"CREATE ROLE \"{role}\" LOGIN CREATEDB PASSWORD '{password}'")
+    for database in (settings.pg_database, *PROJECT_DATABASES):
+        if _as_postgres(f"SELECT 1 FROM pg_database WHERE datname = '{database}'") != "1":
+            _as_postgres(f"CREATE DATABASE \"{database}\" OWNER \"{role}\"")
+
+
+def psql(settings: Settings, sql: str | None = None, file: Path | None = None,
+         database: str | None = None, single_transaction: bool = False) -> str:
+    """Run SQL as the project role; raise PostgresError with psql's message on failure."""
+    cmd = ["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", settings.db_url(database)]
+    if single_transaction:
+        cmd.append("--single-transaction")
+    cmd += ["-f", str(file)] if file else ["-c", sql or ""]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        target = file.name if file else (sql or "")[:80]
+        raise PostgresError(f"psql failed on {target}: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def healthy(settings: Settings) -> tuple[bool, str]:
+    try:
+        version = psql(settings, "SHOW server_version")
+        applied = psql(settings, "SELECT coalesce(max(version), 'none') FROM schema_migrations")
+    except PostgresError as exc:
+        return False, str(exc).splitlines()[0]
+    return True, f"server {version}, schema at {applied}"
+
+
+def migrate(settings: Settings) -> list[str]:
+    """Apply pending migrations in order; return the versions applied now."""
+    psql(settings, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                   " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+    done = set(psql(settings, "SELECT version FROM schema_migrations").split())
+    applied = []
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        version = path.stem
+        if version in done:
+            continue
+        wrapped = path.read_text() + f"\nINSERT INTO schema_migrations (version) VALUES ('{version}');\n"
+        psql(settings, wrapped, single_transaction=True)
+        applied.append(version)
+    return applied
