@@ -64,6 +64,22 @@ CART_ITEM_FIELDS = ("product_id", "category", "price", "quantity")
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
+# Rejection reasons. They carry no values so the Flink job's SQL can produce the very same text
+# (tests compare the two); the dead-letter record keeps the original payload beside the reason.
+MALFORMED_JSON = "malformed JSON"
+NOT_AN_OBJECT = "event is not a JSON object"
+UNKNOWN_DOMAIN = f"unknown domain; expected one of {', '.join(DOMAINS)}"
+BAD_TIMESTAMP = "timestamp is not ISO-8601 UTC with milliseconds, e.g. 2026-01-31T12:00:00.000Z"
+IOT_DEVICE_MISMATCH = "iot events must have device_id equal to actor_id"
+
+
+def missing_field(name: str, domain: str) -> str:
+    return f"missing required field '{name}' for domain {domain}"
+
+
+def wrong_kind(name: str, kind: str) -> str:
+    return f"field '{name}' must be a {kind}"
+
 
 class InvalidEvent(ValueError):
     """An event that breaks the contract; ``reason`` is what the dead-letter record carries."""
@@ -81,11 +97,11 @@ def format_timestamp(moment: datetime) -> str:
 
 def parse_timestamp(text: str) -> datetime:
     if not isinstance(text, str) or len(text) != 24 or not text.endswith("Z"):
-        raise InvalidEvent(f"timestamp {text!r} is not ISO-8601 UTC with milliseconds (2026-01-31T12:00:00.000Z)")
+        raise InvalidEvent(BAD_TIMESTAMP)
     try:
         return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
     except ValueError as exc:
-        raise InvalidEvent(f"timestamp {text!r} is not a valid date-time: {exc}") from exc
+        raise InvalidEvent(BAD_TIMESTAMP) from exc
 
 
 def _kind_matches(value: Any, kind: str) -> bool:
@@ -105,29 +121,33 @@ def fields_for(domain: str) -> tuple[Field, ...]:
 def validate(event: Any) -> None:
     """Raise InvalidEvent naming the first broken rule; the order matches the Flink SQL validation."""
     if not isinstance(event, Mapping):
-        raise InvalidEvent("event is not a JSON object")
+        raise InvalidEvent(NOT_AN_OBJECT)
     domain = event.get("domain")
     if domain not in DOMAINS:
-        raise InvalidEvent(f"unknown domain {domain!r}; expected one of {', '.join(DOMAINS)}")
+        raise InvalidEvent(UNKNOWN_DOMAIN)
     for f in fields_for(domain):
         value = event.get(f.name)
         if value is None:
             if f.required:
-                raise InvalidEvent(f"missing required field '{f.name}' for domain {domain}")
+                raise InvalidEvent(missing_field(f.name, domain))
             continue
         if not _kind_matches(value, f.kind):
-            raise InvalidEvent(f"field '{f.name}' must be a {f.kind}, got {type(value).__name__}")
+            raise InvalidEvent(wrong_kind(f.name, f.kind))
     parse_timestamp(event["timestamp"])
     if domain == "iot" and event["device_id"] != event["actor_id"]:
-        raise InvalidEvent("iot events must have device_id equal to actor_id")
+        raise InvalidEvent(IOT_DEVICE_MISMATCH)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")  # Python accepts NaN/Infinity; JSON (and Flink) do not
 
 
 def decode(payload: bytes | str) -> dict[str, Any]:
     """Parse and validate one message; InvalidEvent carries the reason for the dead-letter topic."""
     try:
-        event = json.loads(payload)
+        event = json.loads(payload, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidEvent(f"malformed JSON: {exc}") from exc
+        raise InvalidEvent(MALFORMED_JSON) from exc
     validate(event)
     return event
 

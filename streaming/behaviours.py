@@ -1,0 +1,110 @@
+"""Legitimate behaviour for the four domains: the background the detectors must stay quiet on.
+
+Each domain has a population of actors with a profile (savers and bill payers, shoppers and window
+shoppers, casual/whale/grinder players, steady and seasonal sensors). Actor ids of attackers come
+from a separate range (see scenarios.py) so an injected sequence is never broken up or completed by
+background traffic; the ids look alike, so detection cannot tell them apart by name.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from datetime import datetime
+from typing import Any
+
+from patternalarm.events import format_timestamp
+
+POPULATION = {"fintech": 20_000, "ecommerce": 20_000, "gaming": 20_000, "iot": 2_000}
+DOMAIN_WEIGHTS = {"fintech": 0.25, "ecommerce": 0.35, "gaming": 0.25, "iot": 0.15}
+COUNTRIES = ("US", "GB", "DE", "FR", "NL", "ES", "IT", "CA", "SE", "PL")
+CATEGORIES = ("books", "home", "fashion", "grocery", "toys", "beauty", "sports", "electronics")
+CITIES = (("12 Oak St", "Springfield", "IL", "62701"), ("5 Elm Rd", "Portland", "OR", "97201"),
+          ("77 Pine Ave", "Austin", "TX", "73301"), ("3 Birch Ln", "Denver", "CO", "80201"))
+
+
+def new_id(rng: random.Random, prefix: str) -> str:
+    """Unique ids drawn from the seeded generator, so a seed reproduces the whole stream."""
+    return f"{prefix}-{uuid.UUID(int=rng.getrandbits(128), version=4).hex[:16]}"
+
+
+def actor_id(domain: str, index: int) -> str:
+    prefix = {"fintech": "acct", "ecommerce": "user", "gaming": "player", "iot": "dev"}[domain]
+    return f"{prefix}-{index:06d}"
+
+
+def base(rng: random.Random, domain: str, actor: str, now: datetime) -> dict[str, Any]:
+    return {"transaction_id": new_id(rng, "tx"), "domain": domain, "actor_id": actor,
+            "timestamp": format_timestamp(now),
+            "ip_address": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"}
+
+
+def address(rng: random.Random, index: int) -> dict[str, str]:
+    street, city, state, zip_code = CITIES[index % len(CITIES)]
+    return {"street": f"{index % 997} {street.split(' ', 1)[1]}", "city": city, "state": state,
+            "zip": zip_code, "country": "US"}
+
+
+def fintech(rng: random.Random, actor_index: int, now: datetime) -> dict[str, Any]:
+    saver = actor_index % 3 == 0
+    amount = round(rng.lognormvariate(math.log(800 if saver else 120), 0.9), 2)
+    amount = min(amount, 8_500.0)  # big legit transfers are a pattern's business, not background
+    home = COUNTRIES[actor_index % len(COUNTRIES)]
+    event = base(rng, "fintech", actor_id("fintech", actor_index), now)
+    event.update(account_from=event["actor_id"], account_to=actor_id("fintech", rng.randrange(POPULATION["fintech"])),
+                 amount=amount, currency="USD", transfer_type=rng.choice(("ACH", "SEPA", "WIRE")),
+                 country_from=home, country_to=home if rng.random() < 0.9 else rng.choice(COUNTRIES),
+                 purpose=rng.choice(("rent", "utilities", "savings", "salary", "gift")))
+    return event
+
+
+def ecommerce(rng: random.Random, actor_index: int, now: datetime) -> dict[str, Any]:
+    window_shopper = actor_index % 4 == 0
+    items = []
+    for _ in range(rng.randint(1, 3)):
+        price = round(max(5.0, rng.lognormvariate(math.log(12 if window_shopper else 45), 0.8)), 2)
+        price = min(price, 450.0)
+        items.append({"product_id": f"p-{rng.randrange(50_000):05d}", "category": rng.choice(CATEGORIES),
+                      "price": price, "quantity": 1})
+    home = address(rng, actor_index)
+    event = base(rng, "ecommerce", actor_id("ecommerce", actor_index), now)
+    event.update(user_id=event["actor_id"], cart_items=items,
+                 amount=round(sum(i["price"] * i["quantity"] for i in items), 2), currency="USD",
+                 payment_method=rng.choice(("card", "card", "paypal", "apple_pay")),
+                 shipping_address=home, billing_address=home,
+                 device_fingerprint=f"fp-{actor_index:06d}",
+                 session_duration_sec=round(rng.uniform(90, 1800), 1))
+    return event
+
+
+def gaming(rng: random.Random, actor_index: int, now: datetime) -> dict[str, Any]:
+    kind = actor_index % 10  # 0: whale, 1-3: grinder, rest casual
+    typical = 60.0 if kind == 0 else 8.0 if kind <= 3 else 15.0
+    event = base(rng, "gaming", actor_id("gaming", actor_index), now)
+    event.update(player_id=event["actor_id"], game_id=f"game-{actor_index % 40:02d}",
+                 item_type=rng.choice(("skin", "currency", "battle_pass", "loot_box")),
+                 item_name=f"item-{rng.randrange(500):03d}",
+                 amount=round(max(5.0, rng.lognormvariate(math.log(typical), 0.6)), 2), currency="USD",
+                 payment_method=rng.choice(("credit_card", "paypal", "wallet")),
+                 device_id=f"gdev-{actor_index:06d}", session_length_sec=round(rng.uniform(120, 7200), 1))
+    return event
+
+
+def iot(rng: random.Random, actor_index: int, now: datetime) -> dict[str, Any]:
+    seasonal = actor_index % 2 == 0
+    level = 20.0 + (actor_index % 15)
+    if seasonal:
+        level += 3.0 * math.sin(now.timestamp() / 3600.0 * 2 * math.pi / 24)
+    event = base(rng, "iot", actor_id("iot", actor_index), now)
+    event.update(device_id=event["actor_id"], site_id=f"site-{actor_index % 50:02d}", metric="temperature",
+                 value=round(rng.gauss(level, 0.5), 3), unit="C")
+    return event
+
+
+FACTORIES = {"fintech": fintech, "ecommerce": ecommerce, "gaming": gaming, "iot": iot}
+
+
+def legit_event(rng: random.Random, now: datetime) -> dict[str, Any]:
+    domain = rng.choices(list(DOMAIN_WEIGHTS), weights=list(DOMAIN_WEIGHTS.values()))[0]
+    return FACTORIES[domain](rng, rng.randrange(POPULATION[domain]), now)

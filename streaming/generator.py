@@ -1,0 +1,228 @@
+"""Event generator: background behaviour plus injected patterns, at a true rate, to Kafka or a file.
+
+    python -m streaming.generator --mode NORMAL --duration 60 [--seed 42] [--out kafka|FILE.jsonl]
+
+Deterministic with --seed: the same seed gives the same actors, amounts, ids and injected instances
+in the same order. To Kafka, events are paced in real time and stamped with their send time. To a
+file, the run is offline: a simulated clock advances at the mode's rate from --start, nothing sleeps,
+and the output (events and ground truth) is byte-for-byte reproducible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import json
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from patternalarm import config
+from streaming import behaviours, scenarios
+from streaming.load_profile import Pacer, rate_function
+
+
+@dataclass
+class EventStream:
+    """Interleaves background events with running scenario instances; yields (event, finished truth)."""
+
+    seed: int
+    fraud_rate: float
+    run_id: str
+    patterns: tuple[str, ...] | None = None
+    test_id: str | None = None
+    rng: random.Random = field(init=False)
+    _due: list[tuple[datetime, int, scenarios.Instance]] = field(init=False, default_factory=list)
+    _counter: Iterator[int] = field(init=False, default_factory=itertools.count)
+    started_instances: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def next_event(self, now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        if self._due and self._due[0][0] <= now:
+            return self._step(now)
+        if self.fraud_rate > 0 and self.rng.random() < self.fraud_rate:
+            instance = scenarios.pick(self.rng, self.started_instances, self.patterns)
+            self.started_instances += 1
+            heapq.heappush(self._due, (now, next(self._counter), instance))
+            return self._step(now)
+        return self._stamp(behaviours.legit_event(self.rng, now)), None
+
+    def _step(self, now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        _, _, instance = heapq.heappop(self._due)
+        _, build = instance.steps.pop(0)
+        event = self._stamp(build(now))
+        instance.transaction_ids.append(event["transaction_id"])
+        instance.first_event_time = instance.first_event_time or now
+        instance.last_event_time = now
+        if instance.steps:
+            delay = instance.steps[0][0]
+            heapq.heappush(self._due, (now + timedelta(seconds=delay), next(self._counter), instance))
+            return event, None
+        return event, instance.truth(self.run_id)
+
+    def _stamp(self, event: dict[str, Any]) -> dict[str, Any]:
+        if self.test_id:
+            event["test_id"] = self.test_id
+        return event
+
+    def unfinished(self) -> int:
+        return len(self._due)
+
+    def drain(self, now: datetime) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """Finish running instances (their remaining steps, sent now) so none is left half-injected."""
+        while self._due:
+            yield self._step(now)
+
+
+@dataclass
+class RunStats:
+    target_per_min: float = 0.0
+    produced: int = 0
+    injected: int = 0
+    errors: int = 0
+    started: float = field(default_factory=time.time)
+
+    def as_dict(self, achieved_per_min: float) -> dict[str, Any]:
+        return {"produced": self.produced, "injected_instances": self.injected, "errors": self.errors,
+                "target_per_min": self.target_per_min, "achieved_per_min": round(achieved_per_min, 1),
+                "elapsed_s": round(time.time() - self.started, 1)}
+
+
+def run(stream: EventStream, send: Callable[[dict[str, Any]], None], record: Callable[[dict[str, Any]], None],
+        mode: str, duration_s: float | None, stats_file: Path | None = None,
+        stop: Callable[[], bool] = lambda: False, clock: Callable[[], datetime] | None = None) -> RunStats:
+    """Produce at the mode's rate until duration or stop(); finish running instances at the end."""
+    clock = clock or (lambda: datetime.now(timezone.utc))
+    pacer = Pacer(rate_function(mode))
+    stats = RunStats(target_per_min=pacer.rate_per_min(0))
+    next_report = time.monotonic() + 1.0
+    while not stop() and (duration_s is None or pacer.elapsed() < duration_s):
+        for _ in range(pacer.due()):
+            event, truth = stream.next_event(clock())
+            send(event)
+            stats.produced += 1
+            if truth:
+                record(truth)
+                stats.injected += 1
+        if stats_file and time.monotonic() >= next_report:
+            _write_stats(stats_file, stats, pacer)
+            next_report = time.monotonic() + 1.0
+        pacer.wait()
+    for event, truth in stream.drain(clock()):
+        send(event)
+        stats.produced += 1
+        if truth:
+            record(truth)
+            stats.injected += 1
+    if stats_file:
+        _write_stats(stats_file, stats, pacer)
+    return stats
+
+
+def run_offline(stream: EventStream, send: Callable[[dict[str, Any]], None],
+                record: Callable[[dict[str, Any]], None], rate_per_min: float, duration_s: float,
+                start: datetime) -> RunStats:
+    """Generate ``duration_s`` of simulated time at a fixed rate, as fast as the CPU allows."""
+    stats = RunStats(target_per_min=rate_per_min)
+    step = timedelta(seconds=60.0 / rate_per_min)
+    now, end = start, start + timedelta(seconds=duration_s)
+    while now < end:
+        event, truth = stream.next_event(now)
+        send(event)
+        stats.produced += 1
+        if truth:
+            record(truth)
+            stats.injected += 1
+        now += step
+    for event, truth in stream.drain(now):
+        send(event)
+        stats.produced += 1
+        if truth:
+            record(truth)
+            stats.injected += 1
+    return stats
+
+
+def _write_stats(path: Path, stats: RunStats, pacer: Pacer) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(stats.as_dict(pacer.achieved_per_min())))
+    tmp.replace(path)
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'60', '60s', '5m', '1h' -> seconds; None or '' -> run until interrupted."""
+    if not text:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise SystemExit(f"generator: duration {text!r} is not like 60, 60s, 5m or 1h") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = config.load()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", default="NORMAL", help="MINI, NORMAL, PEAK, CRISIS, SPIKE or events/min")
+    parser.add_argument("--duration", default=None, help="60, 60s, 5m; default until Ctrl-C")
+    parser.add_argument("--seed", type=int, default=settings.generator_seed)
+    parser.add_argument("--fraud-rate", type=float, default=settings.fraud_rate)
+    parser.add_argument("--patterns", default=None, help="comma-separated subset of injected patterns")
+    parser.add_argument("--out", default="kafka", help="'kafka' (events topic) or a .jsonl file path")
+    parser.add_argument("--truth-file", type=Path, default=None, help="also write ground truth as JSONL")
+    parser.add_argument("--no-truth-db", action="store_true", help="do not write the ground_truth table")
+    parser.add_argument("--run-id", default=None)
+    parser.add_argument("--test-id", default=None, help="tag events with a load-test run id")
+    parser.add_argument("--stats-file", type=Path, default=None)
+    parser.add_argument("--start", default="2026-01-01T00:00:00+00:00",
+                        help="simulated start time of file output (ISO-8601)")
+    args = parser.parse_args(argv)
+
+    run_id = args.run_id or f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{args.seed}"
+    patterns = tuple(args.patterns.split(",")) if args.patterns else None
+    stream = EventStream(args.seed, args.fraud_rate, run_id, patterns, args.test_id)
+
+    stopping = {"flag": False}
+    signal.signal(signal.SIGINT, lambda *_: stopping.update(flag=True))
+    signal.signal(signal.SIGTERM, lambda *_: stopping.update(flag=True))
+
+    from streaming.ground_truth import GroundTruthSink
+
+    truth_sink = GroundTruthSink(settings, to_database=not args.no_truth_db, labels_file=args.truth_file)
+    if args.out == "kafka":
+        from streaming.kafka_io import EventProducer
+
+        producer = EventProducer(settings)
+        stats = run(stream, producer.send, truth_sink.record, args.mode, parse_duration(args.duration),
+                    args.stats_file, stop=lambda: stopping["flag"])
+    else:
+        duration = parse_duration(args.duration)
+        if duration is None:
+            raise SystemExit("generator: file output needs --duration (simulated time to generate)")
+        with Path(args.out).open("w") as out:
+            stats = run_offline(stream, lambda e: out.write(json.dumps(e, separators=(",", ":")) + "\n"),
+                                truth_sink.record, rate_function(args.mode)(0), duration,
+                                datetime.fromisoformat(args.start))
+    if args.out == "kafka":
+        undelivered = producer.close()
+        stats.errors = producer.failed + undelivered
+        if producer.last_error:
+            print(f"generator: last delivery error: {producer.last_error}", file=sys.stderr)
+    truth_sink.close()
+    summary = stats.as_dict(stats.produced * 60.0 / max(time.time() - stats.started, 1e-9))
+    print(json.dumps({"run_id": run_id, **summary}))
+    return 1 if stats.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
