@@ -21,12 +21,18 @@ def _path(field: str) -> str:
 
 def _wrapped(field: str) -> str:
     """The field's JSON text inside an array: `["x"]`, `[1.5]`, `[{..}]`, `[[..]]`, `[null]`; NULL if absent."""
-    return f"JSON_QUERY(raw, {_path(field)} WITH ARRAY WRAPPER)"
+    return f"JSON_QUERY(payload, {_path(field)} WITH ARRAY WRAPPER)"
 
 
 def is_missing(field: str) -> str:
     w = _wrapped(field)
     return f"({w} IS NULL OR {w} = '[]' OR {w} = '[null]')"
+
+
+def as_double(field: str) -> str:
+    """A number field as DOUBLE. Not `RETURNING DOUBLE`: Flink 1.20 throws ClassCastException (and
+    fails the job) when the JSON value is a string, so read the text and TRY_CAST it."""
+    return f"TRY_CAST(JSON_VALUE(payload, {_path(field)}) AS DOUBLE)"
 
 
 def has_kind(field: str, kind: str) -> str:
@@ -40,10 +46,10 @@ def has_kind(field: str, kind: str) -> str:
     # a number: not a string, array, object or boolean; JSON_VALUE converts it to DOUBLE
     return (f"({w} NOT LIKE '[\"%' AND {w} NOT LIKE '[[%' AND {w} NOT LIKE '[{{%' "
             f"AND {w} NOT IN ('[true]', '[false]') "
-            f"AND JSON_VALUE(raw, {_path(field)} RETURNING DOUBLE) IS NOT NULL)")
+            f"AND {as_double(field)} IS NOT NULL)")
 
 
-TIMESTAMP_SQL = "JSON_VALUE(raw, '$.timestamp')"
+TIMESTAMP_SQL = "JSON_VALUE(payload, '$.timestamp')"
 PARSED_TIMESTAMP_SQL = (f"TO_TIMESTAMP(REPLACE(REPLACE({TIMESTAMP_SQL}, 'T', ' '), 'Z', ''), "
                         "'yyyy-MM-dd HH:mm:ss.SSS')")
 
@@ -56,10 +62,10 @@ def timestamp_ok() -> str:
 
 def reject_reason_sql() -> str:
     """A CASE giving the first broken rule's reason, in the order events.validate checks them."""
-    domain = "JSON_VALUE(raw, '$.domain')"
+    domain = "JSON_VALUE(payload, '$.domain')"
     whens = [
-        f"WHEN raw IS NULL OR raw IS NOT JSON THEN {_quote(contract.MALFORMED_JSON)}",
-        f"WHEN raw IS NOT JSON OBJECT THEN {_quote(contract.NOT_AN_OBJECT)}",
+        f"WHEN payload IS NULL OR payload IS NOT JSON THEN {_quote(contract.MALFORMED_JSON)}",
+        f"WHEN payload IS NOT JSON OBJECT THEN {_quote(contract.NOT_AN_OBJECT)}",
         f"WHEN {domain} IS NULL OR {domain} NOT IN ({', '.join(map(_quote, contract.DOMAINS))}) "
         f"THEN {_quote(contract.UNKNOWN_DOMAIN)}",
     ]
@@ -72,7 +78,7 @@ def reject_reason_sql() -> str:
             whens.append(f"WHEN {domain} = {_quote(name)} AND {presence}NOT {has_kind(f.name, f.kind)} "
                          f"THEN {_quote(contract.wrong_kind(f.name, f.kind))}")
     whens.append(f"WHEN NOT {timestamp_ok()} THEN {_quote(contract.BAD_TIMESTAMP)}")
-    whens.append(f"WHEN {domain} = 'iot' AND JSON_VALUE(raw, '$.device_id') <> JSON_VALUE(raw, '$.actor_id') "
+    whens.append(f"WHEN {domain} = 'iot' AND JSON_VALUE(payload, '$.device_id') <> JSON_VALUE(payload, '$.actor_id') "
                  f"THEN {_quote(contract.IOT_DEVICE_MISMATCH)}")
     return "CASE\n    " + "\n    ".join(whens) + "\n    ELSE CAST(NULL AS STRING)\n  END"
 
@@ -82,8 +88,8 @@ def _column(column: str, cast: str = "") -> str:
     whens = []
     for domain, sources in COLUMN_SOURCES.items():
         if column in sources:
-            returning = f" RETURNING {cast}" if cast else ""
-            whens.append(f"WHEN {_quote(domain)} THEN JSON_VALUE(raw, {_path(sources[column])}{returning})")
+            value = f"JSON_VALUE(payload, {_path(sources[column])})"
+            whens.append(f"WHEN {_quote(domain)} THEN {f'TRY_CAST({value} AS {cast})' if cast else value}")
     null = f"CAST(NULL AS {cast or 'STRING'})"
     if not whens:
         return null
@@ -92,12 +98,11 @@ def _column(column: str, cast: str = "") -> str:
 
 def typed_event_columns() -> str:
     """Projection of a validated raw event onto the columns detection and features read."""
-    amount = ("CASE domain WHEN 'iot' THEN JSON_VALUE(raw, '$.value' RETURNING DOUBLE) "
-              "ELSE JSON_VALUE(raw, '$.amount' RETURNING DOUBLE) END")
+    amount = f"CASE domain WHEN 'iot' THEN {as_double('value')} ELSE {as_double('amount')} END"
     return ",\n  ".join([
-        "JSON_VALUE(raw, '$.transaction_id') AS transaction_id",
+        "JSON_VALUE(payload, '$.transaction_id') AS transaction_id",
         "domain",
-        "JSON_VALUE(raw, '$.actor_id') AS actor_id",
+        "JSON_VALUE(payload, '$.actor_id') AS actor_id",
         "event_time",
         f"{amount} AS amount",
         f"{_column('payment_method')} AS payment_method",
@@ -106,6 +111,6 @@ def typed_event_columns() -> str:
         f"{_column('country_to')} AS country_to",
         f"{_column('counterparty')} AS counterparty",
         f"{_column('device')} AS device",
-        "JSON_VALUE(raw, '$.ip_address') AS ip_address",
-        "JSON_VALUE(raw, '$.test_id') AS test_id",
+        "JSON_VALUE(payload, '$.ip_address') AS ip_address",
+        "JSON_VALUE(payload, '$.test_id') AS test_id",
     ])

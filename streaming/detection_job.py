@@ -1,0 +1,233 @@
+"""The detection job: Kafka events -> validation (dead letters) -> patterns and per-actor windows ->
+alerts in PostgreSQL and on the alerts topic.
+
+    python -m streaming.detection_job          # runs until stopped; resumes from the last checkpoint
+
+Everything is Flink SQL, so records stay in the JVM. Exactly-once in effect: checkpoints commit the
+Kafka offsets, the JDBC sinks upsert rows keyed by deterministic ids (alert ids derive from the first
+matched transaction id), and the database groups an alert into an incident only on its first insert.
+A restart from a checkpoint or a replay therefore rewrites rows instead of adding them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from patternalarm import config
+from patternalarm.config import Settings
+from streaming import contract_sql, patterns
+from patternalarm.features import FEATURES, sql_select_list
+
+if TYPE_CHECKING:
+    from pyflink.table import StatementSet, TableEnvironment
+
+log = logging.getLogger("patternalarm.detection")
+
+JOB_NAME = "patternalarm-detection"
+# Backquoted: PATTERN and MEASURES are keywords of Flink SQL.
+ALERT_COLUMNS = ("alert_id", "`pattern`", "domain", "actor_id", "severity", "first_event_time", "event_time",
+                 "transaction_ids", "`measures`")
+
+
+def kafka_source_ddl(settings: Settings) -> str:
+    return f"""
+CREATE TABLE events_raw (
+  payload STRING,
+  kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  kafka_partition INT METADATA FROM 'partition' VIRTUAL,
+  kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+  proc_time AS PROCTIME(),
+  -- event time from the contract's timestamp; a malformed one falls back to the broker time so the
+  -- watermark never sees NULL (the event itself goes to the dead-letter topic)
+  event_time AS COALESCE({contract_sql.PARSED_TIMESTAMP_SQL}, CAST(kafka_ts AS TIMESTAMP(3))),
+  WATERMARK FOR event_time AS event_time - INTERVAL '{settings.watermark_delay_s}' SECOND
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{settings.topic_events}',
+  'properties.bootstrap.servers' = '{settings.kafka_bootstrap}',
+  'properties.group.id' = '{JOB_NAME}',
+  'properties.auto.offset.reset' = 'earliest',
+  'scan.startup.mode' = 'group-offsets',
+  'format' = 'raw'
+)"""
+
+
+def kafka_sink_ddl(name: str, columns: str, topic: str, settings: Settings) -> str:
+    return f"""
+CREATE TABLE {name} ({columns}) WITH (
+  'connector' = 'kafka',
+  'topic' = '{topic}',
+  'properties.bootstrap.servers' = '{settings.kafka_bootstrap}',
+  'format' = 'json',
+  'sink.delivery-guarantee' = 'at-least-once'
+)"""
+
+
+def jdbc_sink_ddl(name: str, table: str, columns: str, settings: Settings) -> str:
+    # stringtype=unspecified lets PostgreSQL cast JSON strings into jsonb columns.
+    return f"""
+CREATE TABLE {name} ({columns}) WITH (
+  'connector' = 'jdbc',
+  'url' = '{settings.jdbc_url()}?stringtype=unspecified',
+  'table-name' = '{table}',
+  'username' = '{settings.pg_user}',
+  'password' = '{settings.pg_password}',
+  'sink.buffer-flush.max-rows' = '500',
+  'sink.buffer-flush.interval' = '200ms',
+  'sink.max-retries' = '5'
+)"""
+
+
+ALERT_SCHEMA = """
+  alert_id STRING, `pattern` STRING, domain STRING, actor_id STRING, severity STRING,
+  first_event_time TIMESTAMP(3), event_time TIMESTAMP(3), emitted_at TIMESTAMP(3),
+  transaction_ids STRING, `measures` STRING"""
+
+
+def create_tables(t_env: "TableEnvironment", settings: Settings) -> None:
+    t_env.execute_sql(kafka_source_ddl(settings))
+    t_env.execute_sql(f"""
+CREATE TEMPORARY VIEW events_checked AS
+SELECT payload, kafka_partition, kafka_offset, proc_time, event_time,
+  {contract_sql.reject_reason_sql()} AS reject_reason
+FROM events_raw""")
+    t_env.execute_sql(f"""
+CREATE TEMPORARY VIEW events AS
+SELECT {contract_sql.typed_event_columns()}
+FROM (SELECT *, JSON_VALUE(payload, '$.domain') AS domain FROM events_checked WHERE reject_reason IS NULL)""")
+    t_env.execute_sql(kafka_sink_ddl(
+        "dead_letters", "payload STRING, reason STRING, kafka_partition INT, kafka_offset BIGINT, "
+        "rejected_at TIMESTAMP(3)", settings.topic_dead_letter, settings))
+    t_env.execute_sql(kafka_sink_ddl("alerts_topic", ALERT_SCHEMA, settings.topic_alerts, settings))
+    t_env.execute_sql(jdbc_sink_ddl("alerts_db", "alerts", ALERT_SCHEMA + ", PRIMARY KEY (alert_id) NOT ENFORCED",
+                                    settings))
+    t_env.execute_sql(jdbc_sink_ddl(
+        "actor_windows_db", "actor_windows",
+        "actor_id STRING, domain STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3), "
+        "event_count BIGINT, amount_sum DOUBLE, features STRING, "
+        "PRIMARY KEY (actor_id, window_start) NOT ENFORCED", settings))
+    t_env.execute_sql(jdbc_sink_ddl(
+        "stream_throughput_db", "stream_throughput",
+        "window_start TIMESTAMP(3), window_end TIMESTAMP(3), valid_events BIGINT, invalid_events BIGINT, "
+        "PRIMARY KEY (window_start) NOT ENFORCED", settings))
+
+
+def alerts_query() -> str:
+    """All patterns' alerts, stamped with the moment the job emitted them."""
+    selects = [f"SELECT {', '.join(ALERT_COLUMNS)} FROM ({patterns.render(p)})" for p in patterns.enabled()]
+    union = "\nUNION ALL\n".join(selects)
+    return f"""
+SELECT alert_id, `pattern`, domain, actor_id, severity, first_event_time, event_time,
+  CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3)) AS emitted_at, transaction_ids, `measures`
+FROM ({union})"""
+
+
+def actor_windows_query() -> str:
+    """Per-actor 1-minute feature windows: the model's inputs, from the shared feature definitions."""
+    features_json = ", ".join(f"KEY '{f.name}' VALUE {f.name}" for f in FEATURES)
+    return f"""
+SELECT actor_id, domain, window_start, window_end, CAST(txn_count AS BIGINT), amount_sum,
+  JSON_OBJECT({features_json}) AS features
+FROM (
+  SELECT actor_id, domain, window_start, window_end,
+  {sql_select_list()}
+  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+  GROUP BY actor_id, domain, window_start, window_end
+)"""
+
+
+def build_pipeline(t_env: "TableEnvironment", settings: Settings) -> "StatementSet":
+    """Declare sources, views and sinks; return the statement set that runs them as one job."""
+    create_tables(t_env, settings)
+    t_env.execute_sql(f"CREATE TEMPORARY VIEW all_alerts AS {alerts_query()}")
+    statements = t_env.create_statement_set()
+    statements.add_insert_sql("INSERT INTO alerts_db SELECT * FROM all_alerts")
+    statements.add_insert_sql("INSERT INTO alerts_topic SELECT * FROM all_alerts")
+    statements.add_insert_sql("""
+INSERT INTO dead_letters
+SELECT payload, reject_reason, kafka_partition, kafka_offset, CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3))
+FROM events_checked WHERE reject_reason IS NOT NULL""")
+    statements.add_insert_sql(f"INSERT INTO actor_windows_db {actor_windows_query()}")
+    statements.add_insert_sql("""
+INSERT INTO stream_throughput_db
+SELECT window_start, window_end,
+  SUM(CASE WHEN reject_reason IS NULL THEN 1 ELSE 0 END),
+  SUM(CASE WHEN reject_reason IS NULL THEN 0 ELSE 1 END)
+FROM TABLE(TUMBLE(TABLE events_checked, DESCRIPTOR(proc_time), INTERVAL '10' SECOND))
+GROUP BY window_start, window_end""")
+    return statements
+
+
+def checkpoint_dir(settings: Settings) -> Path:
+    return settings.resolved_var_dir() / "flink" / "checkpoints"
+
+
+def latest_checkpoint(settings: Settings) -> Path | None:
+    """The newest complete checkpoint of any earlier run (a chk-N folder holding _metadata)."""
+    candidates = list(checkpoint_dir(settings).glob("*/chk-*/_metadata"))
+    if not candidates:
+        return None
+    return max(candidates, key=lambda p: p.stat().st_mtime).parent
+
+
+def connector_jars() -> list[str]:
+    """file:// URLs of the Flink connector jars fetched by scripts/jars.sh (pom.xml)."""
+    folder = os.environ.get("PA_FLINK_JARS")
+    if not folder:
+        raise RuntimeError("PA_FLINK_JARS is not set: run the job through `make up` or set it to the "
+                           "flink folder that scripts/jars.sh prints")
+    jars = sorted(Path(folder).glob("*.jar"))
+    if not jars:
+        raise RuntimeError(f"no jars in {folder}: run scripts/jars.sh")
+    return [p.resolve().as_uri() for p in jars]
+
+
+def create_environment(settings: Settings, resume: bool = True) -> "TableEnvironment":
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    conf = t_env.get_config()
+    options = {
+        "pipeline.name": JOB_NAME,
+        "pipeline.jars": ";".join(connector_jars()),
+        "parallelism.default": str(settings.flink_parallelism),
+        "table.local-time-zone": "UTC",
+        "table.exec.source.idle-timeout": f"{settings.idle_timeout_s} s",
+        "execution.checkpointing.interval": f"{settings.flink_checkpoint_ms} ms",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "state.checkpoints.dir": checkpoint_dir(settings).resolve().as_uri(),
+        "state.checkpoints.num-retained": "3",
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": "10",
+        "restart-strategy.fixed-delay.delay": "2 s",
+    }
+    checkpoint = latest_checkpoint(settings) if resume else None
+    if checkpoint:
+        options["execution.savepoint.path"] = checkpoint.resolve().as_uri()
+        log.info("resuming from checkpoint %s", checkpoint)
+    for key, value in options.items():
+        conf.set(key, value)
+    return t_env
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = config.load()
+    os.environ.setdefault("TZ", "UTC")
+    t_env = create_environment(settings, resume=os.environ.get("PA_FLINK_RESUME", "1") != "0")
+    result = build_pipeline(t_env, settings).execute()
+    client = result.get_job_client()
+    job_id = client.get_job_id() if client else "?"
+    log.info("detection job %s running", job_id)
+    print(f"detection job {job_id} running", flush=True)
+    result.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
