@@ -1,0 +1,92 @@
+"""The FastAPI application: factory, lifespan (engine, registry, first load, poller), middleware."""
+
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from serving.db import make_engine
+from serving.limits import BodyLimitMiddleware
+from serving.metrics import Metrics, MetricsMiddleware
+from serving.model_store import ModelStore, Poller
+from serving.registry import Registry, limit_http_retries
+from serving.routes import incidents, ops, predict
+from serving.scoring import ScoringPolicy
+from serving.settings import ServingSettings
+
+log = logging.getLogger("serving")
+
+
+def create_app(settings: ServingSettings | None = None) -> FastAPI:
+    """Build the app; nothing connects until the lifespan starts (uvicorn, or a TestClient block)."""
+    settings = settings or ServingSettings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_http_retries(settings.registry_timeout_s)
+        engine = make_engine(settings)
+        registry = Registry(settings.resolved_mlflow_url(), settings.model_name, settings.model_alias)
+        store = ModelStore(registry, settings.resolved_model_dir(), metrics)
+        app.state.engine, app.state.store = engine, store
+        first = await anyio.to_thread.run_sync(store.refresh)  # serve from the first request if we can
+        log.info("model at startup: %s (%s)", first.outcome, first.detail)
+        poller = Poller(store, settings.model_poll_s)
+        poller.start()
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(poller.stop)
+            engine.dispose()
+
+    app = FastAPI(title="PatternAlarm scoring service", version="1.0", lifespan=lifespan,
+                  description="Fraud probability per actor from a Spark-trained forest evaluated in numpy; "
+                              "alerts and incidents for analysts.")
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.policy = ScoringPolicy(threshold=settings.fraud_threshold, top_k=settings.top_features,
+                                     max_batch=settings.max_batch_size)
+    app.include_router(predict.router)
+    app.include_router(incidents.router)
+    app.include_router(ops.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's own handler echoes the offending input, and a NaN or inf there makes the JSON
+        encoder raise: the client's mistake would become a 500. Same body, non-finite numbers as text."""
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(DBAPIError)
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        """The database being down is not the client's fault, nor a bug: 503 with the cause."""
+        log.warning("database error on %s: %s", request.url.path, exc)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return JSONResponse({"detail": f"database unavailable: {first}"}, status_code=503)
+
+    # Outermost last: metrics time everything, including bodies refused for size.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       on_reject=metrics.body_rejections.inc)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
