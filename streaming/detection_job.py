@@ -49,7 +49,7 @@ CREATE TABLE events_raw (
   'connector' = 'kafka',
   'topic' = '{settings.topic_events}',
   'properties.bootstrap.servers' = '{settings.kafka_bootstrap}',
-  'properties.group.id' = '{JOB_NAME}',
+  'properties.group.id' = '{JOB_NAME}-{settings.topic_events}',
   'properties.auto.offset.reset' = 'earliest',
   'scan.startup.mode' = 'group-offsets',
   'format' = 'raw'

@@ -76,11 +76,6 @@ class EventStream:
     def unfinished(self) -> int:
         return len(self._due)
 
-    def drain(self, now: datetime) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
-        """Finish running instances (their remaining steps, sent now) so none is left half-injected."""
-        while self._due:
-            yield self._step(now)
-
 
 @dataclass
 class RunStats:
@@ -98,15 +93,29 @@ class RunStats:
 
 def run(stream: EventStream, send: Callable[[dict[str, Any]], None], record: Callable[[dict[str, Any]], None],
         mode: str, duration_s: float | None, stats_file: Path | None = None,
-        stop: Callable[[], bool] = lambda: False, clock: Callable[[], datetime] | None = None) -> RunStats:
-    """Produce at the mode's rate until duration or stop(); finish running instances at the end."""
-    clock = clock or (lambda: datetime.now(timezone.utc))
+        interrupts: Callable[[], int] = lambda: 0, tail_s: float = 5.0) -> RunStats:
+    """Produce at the mode's rate until the duration ends or a stop request, then finish what was injected.
+
+    After the main phase no new instance starts, but background traffic keeps flowing at the same
+    rate until every running instance has sent its last event, plus ``tail_s`` seconds: event time
+    stays truthful (no compressed attack) and the job's watermark passes the last injected event.
+    ``interrupts()`` counts stop requests (Ctrl-C, SIGTERM): the first one starts finishing, a second
+    one ends at once.
+    """
     pacer = Pacer(rate_function(mode))
     stats = RunStats(target_per_min=pacer.rate_per_min(0))
     next_report = time.monotonic() + 1.0
-    while not stop() and (duration_s is None or pacer.elapsed() < duration_s):
+    finishing_since: float | None = None
+    while True:
+        if finishing_since is None and (interrupts() or (duration_s is not None and pacer.elapsed() >= duration_s)):
+            finishing_since = pacer.elapsed()
+            stream.fraud_rate = 0.0  # no new instance; running ones complete
+        if finishing_since is not None:
+            if interrupts() >= 2 or (stream.unfinished() == 0 and pacer.elapsed() - finishing_since >= tail_s):
+                break
+        now = datetime.now(timezone.utc)
         for _ in range(pacer.due()):
-            event, truth = stream.next_event(clock())
+            event, truth = stream.next_event(now)
             send(event)
             stats.produced += 1
             if truth:
@@ -116,12 +125,6 @@ def run(stream: EventStream, send: Callable[[dict[str, Any]], None], record: Cal
             _write_stats(stats_file, stats, pacer)
             next_report = time.monotonic() + 1.0
         pacer.wait()
-    for event, truth in stream.drain(clock()):
-        send(event)
-        stats.produced += 1
-        if truth:
-            record(truth)
-            stats.injected += 1
     if stats_file:
         _write_stats(stats_file, stats, pacer)
     return stats
@@ -134,7 +137,9 @@ def run_offline(stream: EventStream, send: Callable[[dict[str, Any]], None],
     stats = RunStats(target_per_min=rate_per_min)
     step = timedelta(seconds=60.0 / rate_per_min)
     now, end = start, start + timedelta(seconds=duration_s)
-    while now < end:
+    while now < end or stream.unfinished():
+        if now >= end:
+            stream.fraud_rate = 0.0  # let running instances complete on background time
         event, truth = stream.next_event(now)
         send(event)
         stats.produced += 1
@@ -142,12 +147,6 @@ def run_offline(stream: EventStream, send: Callable[[dict[str, Any]], None],
             record(truth)
             stats.injected += 1
         now += step
-    for event, truth in stream.drain(now):
-        send(event)
-        stats.produced += 1
-        if truth:
-            record(truth)
-            stats.injected += 1
     return stats
 
 
@@ -192,9 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     patterns = tuple(args.patterns.split(",")) if args.patterns else None
     stream = EventStream(args.seed, args.fraud_rate, run_id, patterns, args.test_id)
 
-    stopping = {"flag": False}
-    signal.signal(signal.SIGINT, lambda *_: stopping.update(flag=True))
-    signal.signal(signal.SIGTERM, lambda *_: stopping.update(flag=True))
+    requests = {"count": 0}
+
+    def on_signal(*_: object) -> None:
+        requests["count"] += 1
+        if requests["count"] == 1:
+            print("generator: finishing running injected instances (Ctrl-C again to stop now)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
 
     from streaming.ground_truth import GroundTruthSink
 
@@ -204,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
         producer = EventProducer(settings)
         stats = run(stream, producer.send, truth_sink.record, args.mode, parse_duration(args.duration),
-                    args.stats_file, stop=lambda: stopping["flag"])
+                    args.stats_file, interrupts=lambda: requests["count"])
     else:
         duration = parse_duration(args.duration)
         if duration is None:

@@ -56,7 +56,7 @@ def card_testing(rng: random.Random, n: int) -> Instance:
         event["session_duration_sec"] = round(rng.uniform(4, 55), 1)
         return event
 
-    steps = [(0.0 if i == 0 else rng.uniform(2, 40), purchase) for i in range(count)]
+    steps = [(0.0 if i == 0 else rng.uniform(1, 10), purchase) for i in range(count)]
     return Instance(f"card_testing-{n}-{rng.getrandbits(48):012x}", "card_testing", "ecommerce", actor, steps)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -30,11 +29,10 @@ from sqlalchemy.engine import Engine
 from patternalarm import config
 from patternalarm.stack import postgres
 from serving.app import create_app
-from serving.db import alerts
 from serving.settings import ServingSettings
 from tests.serving import factories
+from tests.serving.utils import API_KEY, free_port
 
-API_KEY = "test-key-" + uuid.uuid4().hex[:12]
 
 
 @pytest.fixture(scope="session")
@@ -71,19 +69,6 @@ def clean_db(db_engine: Engine) -> Engine:
     return db_engine
 
 
-def insert_alerts(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    """One statement per row, like the JDBC sink: the grouping trigger sees them in order."""
-    with engine.begin() as conn:
-        for row in rows:
-            conn.execute(alerts.insert().values(**row))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _mlflow_up(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
@@ -100,7 +85,7 @@ def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     python = factories._envs("python", "airflow")
     root = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (root / "server.log").open("w")
     proc = subprocess.Popen(
@@ -147,12 +132,14 @@ def model_name(mlflow_client: MlflowClient) -> Iterator[str]:
 @pytest.fixture()
 def make_settings(pg_database: str, mlflow_url: str, model_name: str,
                   tmp_path: Path) -> Callable[..., ServingSettings]:
-    def build(**overrides: Any) -> ServingSettings:
-        core = dataclasses.replace(config.load(), pg_database=pg_database, mlflow_url=mlflow_url,
-                                   model_name=model_name, api_key=overrides.pop("api_key", API_KEY))
+    def build(core: dict[str, Any] | None = None, **overrides: Any) -> ServingSettings:
+        """``core`` overrides shared settings (patternalarm.config), the rest ServingSettings fields."""
+        shared = {"pg_database": pg_database, "mlflow_url": mlflow_url, "model_name": model_name,
+                  "api_key": API_KEY, **(core or {})}
+        core_settings = dataclasses.replace(config.load(), **shared)
         values: dict[str, Any] = {"env": "test", "model_dir": str(tmp_path / "models"), "model_poll_s": 300.0}
         values.update(overrides)
-        return ServingSettings(core=core, **values)
+        return ServingSettings(core=core_settings, **values)
     return build
 
 

@@ -1,0 +1,42 @@
+# PatternAlarm front door: the same commands for people, tests and CI.
+# Configuration: environment variables, documented in docs/configuration.md.
+SHELL := /bin/bash
+PY := python3
+STACK := $(PY) -m patternalarm.stack
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH),)
+STREAMING_PY = $$($(PY) scripts/envs.py python streaming)
+
+.PHONY: help setup up down status urls demo test test-unit replay generate evaluate train retrain backtest
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: ## install what is missing: Debian packages, virtualenvs, jars (seconds when done before)
+	@bash scripts/system_packages.sh
+	@$(STACK) setup
+
+up: setup ## start the stack (SERVICES="postgres kafka ..." for a subset) and wait until healthy
+	@$(STACK) up $(SERVICES)
+
+down: ## stop the stack (PostgreSQL too with PA_STOP_POSTGRES=1)
+	@$(STACK) down $(SERVICES)
+
+status: ## health of every service, with the log to read when one is down
+	@$(STACK) status
+
+urls: ## where the UIs are
+	@$(STACK) urls
+
+demo: setup ## the main job: stack up, NORMAL traffic (DURATION=60s, MODE=NORMAL), live numbers
+	@$(STACK) demo
+
+test: setup ## every test, against real services that it starts
+	@bash scripts/run_tests.sh
+
+replay: ## publish a JSONL file of events: make replay FILE=events.jsonl [RATE=events_per_min]
+	@test -n "$(FILE)" || { echo "usage: make replay FILE=events.jsonl [RATE=events_per_min]"; exit 2; }
+	@$(STREAMING_PY) -m streaming.replay "$(FILE)" $(if $(RATE),--rate $(RATE),)
+
+generate: ## write events to a file offline: make generate OUT=events.jsonl DURATION=10m [MODE=NORMAL]
+	@$(STREAMING_PY) -m streaming.generator --out "$${OUT:-var/events.jsonl}" --duration "$${DURATION:-10m}" \
+	  --mode "$${MODE:-NORMAL}" --no-truth-db --truth-file "$${TRUTH:-var/ground_truth.jsonl}"

@@ -1,0 +1,105 @@
+"""`make demo`: bring the stack up, stream NORMAL traffic through it and show what happens.
+
+Prints every few seconds: events produced, events processed by the job, dead letters, alerts,
+incidents and event->alert latency (p50/p99, from the triggering event's time to the moment the
+alert row was stored). Ends after DURATION (or Ctrl-C) with a summary of injected versus detected
+instances and the URLs of the UIs, leaving the stack running for exploration (`make down` stops it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from patternalarm import config
+from patternalarm.config import REPO_ROOT, Settings
+from patternalarm.stack import postgres, services
+from patternalarm.stack.__main__ import up, urls
+
+REPORT_EVERY_S = 5.0
+
+
+def _row(settings: Settings, sql: str) -> list[str]:
+    return postgres.psql(settings, sql).split("|")
+
+
+def snapshot(settings: Settings, since: str, run_id: str) -> dict[str, object]:
+    """Counts since the demo started, straight from the tables the job writes."""
+    processed, invalid = _row(settings, "SELECT coalesce(sum(valid_events),0), coalesce(sum(invalid_events),0) "
+                                        f"FROM stream_throughput WHERE window_end > '{since}'")
+    alerts, p50, p99 = _row(settings, f"""
+        SELECT count(*),
+               coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - event_time))::numeric * 1000), 0),
+               coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - event_time))::numeric * 1000), 0)
+          FROM alerts WHERE stored_at > '{since}'""")
+    incidents = postgres.psql(settings, f"SELECT count(*) FROM incidents WHERE created_at > '{since}'")
+    injected, detected = _row(settings, f"""
+        SELECT count(*), count(*) FILTER (WHERE EXISTS (
+                 SELECT 1 FROM incidents i WHERE i.actor_id = g.actor_id AND i.pattern = g.pattern
+                   AND i.last_event_time >= g.first_event_time))
+          FROM ground_truth g WHERE g.run_id = '{run_id}'""")
+    return {"processed": int(processed), "dead_letters": int(invalid), "alerts": int(alerts),
+            "incidents": int(incidents), "p50_ms": int(float(p50)), "p99_ms": int(float(p99)),
+            "injected": int(injected), "detected": int(detected)}
+
+
+def _produced(stats_file: Path) -> dict[str, object]:
+    try:
+        return json.loads(stats_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _line(elapsed: float, gen: dict[str, object], snap: dict[str, object]) -> str:
+    return (f"[{elapsed:5.0f}s] produced {gen.get('produced', 0):>7} ({gen.get('achieved_per_min', 0):>8}/min)"
+            f" | processed {snap['processed']:>7} | dead letters {snap['dead_letters']:>3}"
+            f" | alerts {snap['alerts']:>4} | incidents {snap['incidents']:>4}"
+            f" | latency p50 {snap['p50_ms']} ms p99 {snap['p99_ms']} ms")
+
+
+def main(args: list[str]) -> int:
+    settings = config.load()
+    duration = os.environ.get("DURATION", "")
+    mode = os.environ.get("MODE", "NORMAL")
+    print("== PatternAlarm demo: starting the stack")
+    if up([]) != 0:
+        print("demo: the stack did not come up; `make status` shows which service and its log", file=sys.stderr)
+        return 1
+    since = datetime.now(timezone.utc).isoformat()
+    run_id = f"demo-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    stats_file = settings.resolved_var_dir() / "run" / f"{run_id}.json"
+    cmd = [services.venv_python("streaming"), "-m", "streaming.generator", "--mode", mode,
+           "--run-id", run_id, "--stats-file", str(stats_file)]
+    if duration:
+        cmd += ["--duration", duration]
+    print(f"== generator: {mode} {'for ' + duration if duration else 'until Ctrl-C'} (run {run_id})")
+    generator = subprocess.Popen(cmd, env={**os.environ, **services.component_env(settings)}, cwd=REPO_ROOT)
+    signal.signal(signal.SIGINT, lambda *_: generator.send_signal(signal.SIGINT))
+    started = time.monotonic()
+    while generator.poll() is None:
+        time.sleep(REPORT_EVERY_S)
+        print(_line(time.monotonic() - started, _produced(stats_file), snapshot(settings, since, run_id)), flush=True)
+    # The job flushes its last windows a moment after the final events: give it a few seconds.
+    final = snapshot(settings, since, run_id)
+    deadline = time.monotonic() + 20
+    while final["detected"] < final["injected"] and time.monotonic() < deadline:
+        time.sleep(2)
+        final = snapshot(settings, since, run_id)
+    gen = _produced(stats_file)
+    print(_line(time.monotonic() - started, gen, final))
+    print("\n== summary")
+    print(f"  events produced {gen.get('produced', 0)} at {gen.get('achieved_per_min', 0)}/min "
+          f"(target {gen.get('target_per_min', 0)}/min), delivery errors {gen.get('errors', 0)}")
+    print(f"  events processed by the job {final['processed']}, dead letters {final['dead_letters']}")
+    print(f"  alerts {final['alerts']}, incidents {final['incidents']}, "
+          f"latency p50 {final['p50_ms']} ms / p99 {final['p99_ms']} ms")
+    print(f"  injected pattern instances {final['injected']}, found as incidents {final['detected']}")
+    print("\n== UIs (the stack keeps running; `make down` stops it)")
+    urls()
+    return 0 if generator.returncode == 0 else generator.returncode

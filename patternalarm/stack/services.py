@@ -1,0 +1,198 @@
+"""The services of the local stack: how each starts, how its health is checked, how it stops.
+
+Order matters: PostgreSQL and Kafka first (everything writes to them), then MLflow (the scoring
+service reads its registry), the scoring service, the detection job, and Airflow last (slowest to
+start, needed by people rather than by the data path).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from patternalarm.config import REPO_ROOT, Settings
+from patternalarm.stack import kafka_broker, postgres, processes
+
+ENVS_SCRIPT = REPO_ROOT / "scripts" / "envs.py"
+
+
+def venv_python(component: str) -> str:
+    """Python of a component's virtualenv, built from constraints.txt if missing."""
+    subprocess.run([sys.executable, str(ENVS_SCRIPT), "ensure", component], check=True)
+    out = subprocess.run([sys.executable, str(ENVS_SCRIPT), "python", component],
+                         check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def component_env(settings: Settings) -> dict[str, str]:
+    """Environment every project process gets: the repo importable, UTC, the connector jars."""
+    path = os.environ.get("PYTHONPATH", "")
+    env = {"PYTHONPATH": str(REPO_ROOT) + (os.pathsep + path if path else ""), "TZ": "UTC",
+           "PA_VAR_DIR": str(settings.resolved_var_dir())}
+    return env
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    start: Callable[[Settings], None]
+    stop: Callable[[Settings], None]
+    status: Callable[[Settings], tuple[bool, str]]
+    url: Callable[[Settings], str] | None = None
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+def _pg_start(settings: Settings) -> None:
+    postgres.start(settings)
+    postgres.migrate(settings)
+
+
+def _pg_stop(settings: Settings) -> None:
+    """The machine's cluster is shared with other work; `make down` leaves it running unless asked."""
+    if os.environ.get("PA_STOP_POSTGRES") == "1":
+        postgres.stop(settings)
+
+
+# --- MLflow -------------------------------------------------------------------------------------
+
+def mlflow_artifacts(settings: Settings) -> Path:
+    path = settings.resolved_var_dir() / "mlflow" / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _mlflow_start(settings: Settings) -> None:
+    python = venv_python("airflow")
+    cmd = [python, "-m", "mlflow", "server",
+           "--backend-store-uri", settings.db_url("mlflow"),
+           "--artifacts-destination", str(mlflow_artifacts(settings)),
+           "--serve-artifacts", "--host", "127.0.0.1", "--port", str(settings.mlflow_port), "--workers", "2"]
+    processes.start(settings, "mlflow", cmd, env=component_env(settings))
+    processes.wait_until(lambda: _mlflow_status(settings)[0], "answering /health", 90, settings, "mlflow")
+
+
+def _mlflow_status(settings: Settings) -> tuple[bool, str]:
+    ok, body = processes.http_ok(settings.resolved_mlflow_url() + "/health")
+    return ok, "healthy" if ok else body[:200]
+
+
+# --- scoring service ----------------------------------------------------------------------------
+
+def _serving_start(settings: Settings) -> None:
+    python = venv_python("serving")
+    processes.start(settings, "serving", [python, "-m", "serving"], env=component_env(settings))
+    processes.wait_until(lambda: processes.port_open(settings.serving_port, settings.serving_host),
+                         "listening", 60, settings, "serving")
+
+
+def _serving_status(settings: Settings) -> tuple[bool, str]:
+    if not processes.port_open(settings.serving_port, settings.serving_host):
+        return False, "not listening"
+    ok, body = processes.http_ok(settings.resolved_serving_url() + "/health")
+    return True, ("healthy" if ok else "up, degraded: " + body[:160])
+
+
+# --- detection job ------------------------------------------------------------------------------
+
+def _job_start(settings: Settings) -> None:
+    python = venv_python("streaming")
+    env = {**component_env(settings), "PA_FLINK_JARS": str(kafka_broker.jar_folder(settings, "flink"))}
+    log = processes.log_path(settings, "detection-job")
+    offset = log.stat().st_size if log.exists() else 0
+    processes.start(settings, "detection-job", [python, "-m", "streaming.detection_job"], env=env)
+    processes.wait_until(lambda: b"detection job " in _read_from(log, offset) and
+                         b" running" in _read_from(log, offset), "the job running", 120, settings,
+                         "detection-job")
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read()
+
+
+def _job_status(settings: Settings) -> tuple[bool, str]:
+    pid = processes.read_pid(settings, "detection-job")
+    if pid is None:
+        return False, "not running"
+    return True, f"running (pid {pid})"
+
+
+# --- Airflow ------------------------------------------------------------------------------------
+
+def airflow_home(settings: Settings) -> Path:
+    path = settings.resolved_var_dir() / "airflow"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """Airflow configuration through AIRFLOW__* variables: metadata in PostgreSQL, DAGs from dags/."""
+    return {
+        **component_env(settings),
+        "AIRFLOW_HOME": str(airflow_home(settings)),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings.db_url("airflow", driver="postgresql+psycopg2"),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(settings.airflow_port),
+        "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
+        "AIRFLOW__WEBSERVER__WORKERS": "2",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
+        "AIRFLOW_CONN_SPARK_DEFAULT": "spark://local?master=local%5B*%5D",
+        "PA_MLFLOW_URL": settings.resolved_mlflow_url(),
+    }
+
+
+def _airflow_start(settings: Settings) -> None:
+    python = venv_python("airflow")
+    airflow = str(Path(python).parent / "airflow")
+    processes.start(settings, "airflow", [airflow, "standalone"], env=airflow_env(settings))
+    processes.wait_until(lambda: _airflow_status(settings)[0], "webserver and scheduler healthy", 240,
+                         settings, "airflow")
+
+
+def _airflow_status(settings: Settings) -> tuple[bool, str]:
+    ok, body = processes.http_ok(f"http://127.0.0.1:{settings.airflow_port}/health")
+    if not ok:
+        return False, body[:160]
+    healthy = body.count('"healthy"') >= 2
+    return healthy, "healthy" if healthy else "starting: " + body[:160]
+
+
+def airflow_admin_password(settings: Settings) -> str | None:
+    path = airflow_home(settings) / "standalone_admin_password.txt"
+    return path.read_text().strip() if path.exists() else None
+
+
+def _stopper(name: str) -> Callable[[Settings], None]:
+    return lambda settings: (processes.stop(settings, name), None)[1]
+
+
+SERVICES: tuple[Service, ...] = (
+    Service("postgres", _pg_start, _pg_stop, postgres.healthy),
+    Service("kafka", lambda s: (kafka_broker.start(s), kafka_broker.ensure_topics(s), None)[2],
+            kafka_broker.stop, kafka_broker.status),
+    Service("mlflow", _mlflow_start, _stopper("mlflow"), _mlflow_status, lambda s: s.resolved_mlflow_url()),
+    Service("serving", _serving_start, _stopper("serving"), _serving_status,
+            lambda s: s.resolved_serving_url() + "/docs"),
+    Service("detection-job", _job_start, _stopper("detection-job"), _job_status),
+    Service("airflow", _airflow_start, _stopper("airflow"), _airflow_status,
+            lambda s: f"http://127.0.0.1:{s.airflow_port}"),
+)
+
+
+def by_name(names: list[str] | None) -> list[Service]:
+    if not names:
+        return list(SERVICES)
+    known = {s.name: s for s in SERVICES}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return [s for s in SERVICES if s.name in names]

@@ -1,0 +1,90 @@
+"""GET /health, GET /predict/health, GET /metrics; 503 when no model or no database."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from fastapi.testclient import TestClient
+
+from patternalarm.features import FEATURE_NAMES
+from tests.serving import factories
+
+
+def test_health_is_200_with_real_checks(client: TestClient, champion: str) -> None:
+    resp = client.get("/health")
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["status"] == "ok" and body["model_version"] == champion
+    assert body["database"]["ok"] and "schema at 002" in body["database"]["detail"]
+    assert body["model"]["ok"] and body["registry"]["ok"]
+
+
+def test_model_health_describes_what_serves(client: TestClient, champion: str, model_name: str) -> None:
+    body = client.get("/predict/health").json()
+    assert body["loaded"] is True
+    assert (body["model_name"], body["model_version"], body["registry_alias"]) == (model_name, champion, "champion")
+    assert body["classes"] == [0, 1] and body["feature_names"] == list(FEATURE_NAMES)
+    assert body["loaded_at"] and body["load_seconds"] >= 0 and body["num_trees"] == 12
+    assert body["last_refusal"] is None and body["swaps"] == 1
+
+
+def test_no_registered_model_is_503_with_a_clear_message(clean_db: Any, make_client: Callable[..., TestClient],
+                                                        model_name: str) -> None:
+    client = make_client()  # model_name never registered
+    resp = client.post("/predict", json=factories.shopper_actor())
+    assert resp.status_code == 503
+    assert "no model registered" in resp.json()["detail"] and model_name in resp.json()["detail"]
+    assert client.post("/predict/batch", json={"predictions": [factories.shopper_actor()]}).status_code == 503
+    health = client.get("/health")
+    assert health.status_code == 503
+    assert health.json()["database"]["ok"] is True and health.json()["model"]["ok"] is False
+    assert "no model registered" in health.json()["model"]["detail"]
+    model = client.get("/predict/health")
+    assert model.status_code == 503 and model.json()["loaded"] is False
+
+
+def test_registry_down_is_503_naming_the_registry(clean_db: Any, make_client: Callable[..., TestClient]) -> None:
+    client = make_client(core={"mlflow_url": "http://127.0.0.1:9"}, registry_timeout_s=2)
+    resp = client.post("/predict", json=factories.shopper_actor())
+    assert resp.status_code == 503 and "127.0.0.1:9" in resp.json()["detail"]
+    health = client.get("/health").json()
+    assert health["registry"]["ok"] is False and health["model"]["ok"] is False
+
+
+def test_database_down_is_503_not_500(champion: str, make_client: Callable[..., TestClient]) -> None:
+    client = make_client(core={"pg_port": 9}, db_timeout_s=1)
+    health = client.get("/health")
+    assert health.status_code == 503
+    assert health.json()["database"]["ok"] is False and health.json()["model"]["ok"] is True
+    alerts = client.get("/alerts")
+    assert alerts.status_code == 503 and "database unavailable" in alerts.json()["detail"]
+    # Scoring never touches the database.
+    assert client.post("/predict", json=factories.shopper_actor()).status_code == 200
+
+
+def test_metrics_count_routes_predictions_and_swaps(client: TestClient, champion: str) -> None:
+    client.post("/predict", json=factories.card_testing_actor())
+    client.post("/predict", json=factories.shopper_actor())
+    client.post("/predict/batch", json={"predictions": [factories.shopper_actor()] * 3})
+    client.get("/incidents/inc-missing")
+    client.get("/no/such/path")
+    text = client.get("/metrics").text
+    lines = set(text.splitlines())
+    assert 'pa_http_requests_total{method="POST",route="/predict",status="200"} 2.0' in lines
+    assert 'pa_http_requests_total{method="POST",route="/predict/batch",status="200"} 1.0' in lines
+    assert 'pa_http_requests_total{method="GET",route="/incidents/{incident_id}",status="404"} 1.0' in lines
+    assert 'pa_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in lines
+    assert 'pa_predictions_total{outcome="fraud"} 1.0' in lines
+    assert 'pa_predictions_total{outcome="legit"} 4.0' in lines
+    assert f"pa_model_version {float(champion)}" in lines
+    assert 'pa_model_swaps_total{result="swapped"} 1.0' in lines
+    assert any(line.startswith('pa_http_request_duration_seconds_bucket{le="0.001",method="POST",route="/predict"}')
+               for line in lines)
+
+
+def test_openapi_documents_every_route(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/predict", "/predict/batch", "/predict/health", "/health", "/metrics", "/alerts",
+                 "/incidents", "/incidents/{incident_id}", "/incidents/{incident_id}/verdict",
+                 "/incidents/{incident_id}/status", "/admin/reload"):
+        assert path in paths, path
