@@ -127,6 +127,8 @@ def model_name(mlflow_client: MlflowClient) -> Iterator[str]:
         mlflow_client.delete_registered_model(name)
     except Exception:  # never registered in this test
         pass
+    while factories.CREATED_RUNS:
+        mlflow_client.delete_run(factories.CREATED_RUNS.pop())
 
 
 @pytest.fixture()

@@ -67,6 +67,7 @@ def register_version(client: MlflowClient, model_name: str, npz: Path, alias: st
             p.unlink()
         staging.rmdir()
     client.set_terminated(run.info.run_id)
+    CREATED_RUNS.append(run.info.run_id)
     try:
         client.create_registered_model(model_name)
     except Exception:  # already exists
@@ -76,6 +77,9 @@ def register_version(client: MlflowClient, model_name: str, npz: Path, alias: st
     if alias:
         client.set_registered_model_alias(model_name, alias, mv.version)
     return str(mv.version)
+
+
+CREATED_RUNS: list[str] = []  # deleted by the model_name fixture, so a shared server keeps no test runs
 
 
 T0 = datetime(2026, 11, 29, 6, 0, tzinfo=timezone.utc)
