@@ -1,7 +1,8 @@
 """Serving test fixtures: a throw-away PostgreSQL database, a real MLflow tracking server, apps.
 
-* Database: ``pa_test_serving_<pid>`` is created from sql/migrations through
-  ``patternalarm.stack.postgres.migrate`` and dropped at the end; PA_PG_DATABASE points at it.
+* Database: ``pa_test_serving_<random>`` is created from sql/migrations through
+  ``patternalarm.stack.postgres.migrate`` (tests/support/databases.py) and dropped at the end;
+  PA_PG_DATABASE points at it meanwhile.
 * MLflow: the stack's server on 127.0.0.1:PA_MLFLOW_PORT when it answers, else our own
   ``mlflow server`` (airflow venv, sqlite backend, proxied artifacts in a temp dir, free port),
   stopped at the end. ``PA_TEST_OWN_MLFLOW=1`` always starts our own. Every test registers under a
@@ -27,10 +28,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from patternalarm import config
-from patternalarm.stack import postgres
 from serving.app import create_app
 from serving.settings import ServingSettings
 from tests.serving import factories
+from tests.support.databases import scratch_database
 from tests.serving.utils import API_KEY, free_port
 
 
@@ -45,14 +46,9 @@ def session_env() -> Iterator[pytest.MonkeyPatch]:
 
 @pytest.fixture(scope="session")
 def pg_database(session_env: pytest.MonkeyPatch) -> Iterator[str]:
-    name = f"pa_test_serving_{os.getpid()}"
-    base = config.load()
-    postgres.psql(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', database="postgres")
-    postgres.psql(base, f'CREATE DATABASE "{name}"', database="postgres")
-    session_env.setenv("PA_PG_DATABASE", name)
-    postgres.migrate(dataclasses.replace(base, pg_database=name))
-    yield name
-    postgres.psql(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', database="postgres")
+    """A fresh database migrated from sql/migrations (tests/support/databases.py), dropped afterwards."""
+    with scratch_database(prefix="pa_test_serving") as settings:
+        yield settings.pg_database
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
+from patternalarm import features
 from patternalarm.config import REPO_ROOT, load
 from serving.registry import Registry
 
@@ -121,3 +122,14 @@ def alert_row(alert_id: str, *, pattern: str = "card_testing", domain: str = "ec
             "severity": severity, "score": score, "first_event_time": event_time - timedelta(seconds=40),
             "event_time": event_time, "emitted_at": event_time + timedelta(seconds=1),
             "transaction_ids": [f"{alert_id}-t1", f"{alert_id}-t2"], "measures": {"count": 6}}
+
+
+def expected_features(body: dict[str, Any]) -> list[float]:
+    """Independent path for assertions: contract field names -> Txn -> patternalarm.features.compute."""
+    txns = [features.Txn(amount=t["amount"], event_time=datetime.fromisoformat(t["timestamp"].replace("Z", "+00:00")),
+                         domain=t["domain"], payment_method=t.get("payment_method"),
+                         session_sec=t.get("session_length_sec"), country_from=t.get("country_from"),
+                         country_to=t.get("country_to"), counterparty=t.get("counterparty_id"),
+                         device=t.get("device_id"))
+            for t in body["transactions"]]
+    return features.compute(txns)

@@ -14,6 +14,8 @@ from sqlalchemy.engine import Engine
 from tests.serving.utils import insert_alerts
 from tests.serving.factories import T0, alert_row
 
+pytestmark = pytest.mark.integration  # real PostgreSQL and MLflow
+
 
 @pytest.fixture()
 def seeded(client: TestClient, clean_db: Engine) -> Engine:

@@ -8,11 +8,14 @@ from typing import Any, Callable
 from urllib.parse import urlparse
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from serving.settings import ServingSettings
 from tests.serving import factories
 from tests.serving.utils import live_server
+
+pytestmark = pytest.mark.integration  # real PostgreSQL and MLflow
 
 LIMIT = 4096
 

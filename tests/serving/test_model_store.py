@@ -17,7 +17,9 @@ from serving.forest_model import ForestModel
 from serving.settings import ServingSettings
 from tests.serving import factories
 from tests.serving.utils import API_KEY, live_server, wait_for
-from tests.serving.test_predict_routes import _expected_features
+from tests.serving.factories import expected_features
+
+pytestmark = pytest.mark.integration  # real PostgreSQL and MLflow
 
 AUTH = {"X-API-Key": API_KEY}
 BODIES = [factories.card_testing_actor("user-ct"), factories.shopper_actor("user-s"), factories.fintech_actor("acct-f")]
@@ -26,7 +28,7 @@ BATCH = {"predictions": BODIES * 4}
 
 def _expected_by_version(files: dict[str, Path]) -> dict[str, list[float]]:
     """Version -> the probabilities its forest gives BODIES: what any response must match exactly."""
-    X = np.asarray([_expected_features(b) for b in BODIES])
+    X = np.asarray([expected_features(b) for b in BODIES])
     return {version: ForestModel.load(path).predict_proba(X).tolist() for version, path in files.items()}
 
 

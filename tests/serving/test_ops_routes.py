@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import pytest
 from fastapi.testclient import TestClient
 
 from patternalarm.features import FEATURE_NAMES
 from tests.serving import factories
+
+pytestmark = pytest.mark.integration  # real PostgreSQL and MLflow
 
 
 def test_health_is_200_with_real_checks(client: TestClient, champion: str) -> None:

@@ -11,39 +11,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from patternalarm import features
 from patternalarm.features import FEATURE_NAMES
 from serving.forest_model import ForestModel
-from serving.schemas import PredictIn
-from serving.scoring import feature_row, to_txn
 from tests.serving import factories
+from tests.serving.factories import expected_features
 
-
-def _expected_features(body: dict[str, Any]) -> list[float]:
-    """Independent path: contract field names -> Txn -> patternalarm.features.compute."""
-    from datetime import datetime
-    txns = [features.Txn(amount=t["amount"], event_time=datetime.fromisoformat(t["timestamp"].replace("Z", "+00:00")),
-                         domain=t["domain"], payment_method=t.get("payment_method"),
-                         session_sec=t.get("session_length_sec"), country_from=t.get("country_from"),
-                         country_to=t.get("country_to"), counterparty=t.get("counterparty_id"),
-                         device=t.get("device_id"))
-            for t in body["transactions"]]
-    return features.compute(txns)
-
-
-@pytest.mark.parametrize("make_actor", [factories.card_testing_actor, factories.shopper_actor,
-                                        factories.fintech_actor])
-def test_features_equal_the_shared_module(make_actor: Callable[[], dict[str, Any]]) -> None:
-    body = make_actor()
-    assert feature_row(PredictIn.model_validate(body)) == _expected_features(body)
-
-
-def test_request_fields_map_onto_txn_columns() -> None:
-    body = factories.fintech_actor()
-    txn = to_txn(PredictIn.model_validate(body).transactions[0])  # type: ignore[index]
-    assert (txn.counterparty, txn.country_from, txn.country_to, txn.payment_method) == ("acct-m0", "US", "GB", "WIRE")
-    shopper = PredictIn.model_validate(factories.card_testing_actor()).transactions[0]  # type: ignore[index]
-    assert (to_txn(shopper).session_sec, to_txn(shopper).device) == (20.0, "fp-0")
+pytestmark = pytest.mark.integration  # real PostgreSQL and MLflow
 
 
 def test_predict_matches_forest_model(client: TestClient, forests: dict[str, Path], champion: str) -> None:
@@ -52,7 +25,7 @@ def test_predict_matches_forest_model(client: TestClient, forests: dict[str, Pat
         resp = client.post("/predict", json=body)
         assert resp.status_code == 200, resp.text
         out = resp.json()
-        row = _expected_features(body)
+        row = expected_features(body)
         expected = float(forest.predict_proba(np.asarray([row]))[0])
         assert out["fraud_probability"] == expected
         assert out["is_fraud"] == (expected >= 0.5)
@@ -80,13 +53,13 @@ def test_probability_is_class_one_not_winning_confidence(client: TestClient, for
     """A clearly legitimate actor must score near 0, not near 1 (the winning class's confidence)."""
     out = client.post("/predict", json=factories.shopper_actor()).json()
     proba_all = ForestModel.load(forests["v_a"]).predict_proba_all(
-        np.asarray([_expected_features(factories.shopper_actor())]))[0]
+        np.asarray([expected_features(factories.shopper_actor())]))[0]
     assert out["fraud_probability"] == float(proba_all[1]) and out["fraud_probability"] < 0.5
 
 
 def test_precomputed_features_score_like_transactions(client: TestClient) -> None:
     body = factories.card_testing_actor()
-    row = _expected_features(body)
+    row = expected_features(body)
     by_txns = client.post("/predict", json=body).json()
     by_features = client.post("/predict", json={"actor_id": body["actor_id"], "domain": "ecommerce",
                                                 "features": dict(zip(FEATURE_NAMES, row))}).json()
@@ -121,7 +94,7 @@ def test_batch_is_one_vectorized_call_with_the_same_scores(client: TestClient, f
     assert resp.status_code == 200, resp.text
     out = resp.json()
     assert out["actors_analyzed"] == len(actors) and out["request_id"] == "r-1"
-    expected = ForestModel.load(forests["v_a"]).predict_proba(np.asarray([_expected_features(a) for a in actors]))
+    expected = ForestModel.load(forests["v_a"]).predict_proba(np.asarray([expected_features(a) for a in actors]))
     assert [p["fraud_probability"] for p in out["predictions"]] == expected.tolist()
     assert [p["actor_id"] for p in out["predictions"]] == [a["actor_id"] for a in actors]
     singles = [client.post("/predict", json=a).json() for a in actors]
