@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -41,6 +43,11 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         app.state.engine, app.state.store = engine, store
         first = await anyio.to_thread.run_sync(store.refresh)  # serve from the first request if we can
         log.info("model at startup: %s (%s)", first.outcome, first.detail)
+        # Everything imported so far (FastAPI, MLflow, numpy: ~100k objects) lives as long as the
+        # process; frozen, the collector stops rescanning it, and a full collection drops from
+        # ~45 ms (a p99 spike on the scoring path) to almost nothing.
+        gc.collect()
+        gc.freeze()
         poller = Poller(store, settings.model_poll_s)
         poller.start()
         try:
@@ -62,9 +69,10 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        """FastAPI's own handler echoes the offending input, and a NaN or inf there makes the JSON
-        encoder raise: the client's mistake would become a 500. Same body, non-finite numbers as text."""
-        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+        """FastAPI's own handler echoes the offending input, and a NaN, an inf or undecodable bytes
+        there make the JSON encoder raise: the client's mistake would become a 500. Same body, with
+        those values as text."""
+        return JSONResponse({"detail": jsonable_encoder(_printable(exc.errors()))}, status_code=422)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeout)
@@ -75,6 +83,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return JSONResponse({"detail": f"database unavailable: {first}"}, status_code=503)
 
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
     # Outermost last: metrics time everything, including bodies refused for size.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        on_reject=metrics.body_rejections.inc)
@@ -82,11 +92,26 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     return app
 
 
-def _finite(value: Any) -> Any:
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the request models it cannot see (bodies parsed in serving.deps)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in predict.REQUEST_MODELS:
+            model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(model_schema.pop("$defs", {}))
+            components[model.__name__] = model_schema
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _printable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value[:200]).decode("utf-8", errors="replace")
+    if isinstance(value, (list, tuple)):
+        return [_printable(v) for v in value]
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: _printable(v) for k, v in value.items()}
     return value

@@ -7,15 +7,20 @@ threadpool, which costs more than the scoring itself.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, Iterator
+from typing import Annotated, Iterator, TypeVar
 
 from fastapi import Depends, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.engine import Connection
 
 from serving.metrics import Metrics
 from serving.model_store import LoadedModel, ModelStore
+from serving.schemas import BatchIn, PredictIn
 from serving.scoring import ScoringPolicy
 from serving.settings import ServingSettings
+
+M = TypeVar("M", bound=BaseModel)
 
 
 async def get_settings(request: Request) -> ServingSettings:
@@ -43,6 +48,28 @@ async def get_model(request: Request) -> LoadedModel:
     return model
 
 
+async def _json_body(request: Request, model: type[M]) -> M:
+    """Validate the raw body with pydantic-core's JSON parser in one pass.
+
+    Why: FastAPI's body handling runs json.loads and then validates the Python objects, about three
+    times slower on a 1000-actor batch. Errors come back as FastAPI's own 422 (loc starts with "body").
+    """
+    body = await request.body()
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+async def predict_body(request: Request) -> PredictIn:
+    return await _json_body(request, PredictIn)
+
+
+async def batch_body(request: Request) -> BatchIn:
+    return await _json_body(request, BatchIn)
+
+
 def get_conn(request: Request) -> Iterator[Connection]:
     """A pooled connection for one request; writes open their own transaction inside."""
     with request.app.state.engine.connect() as conn:
@@ -67,3 +94,5 @@ StoreDep = Annotated[ModelStore, Depends(get_store)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 ConnDep = Annotated[Connection, Depends(get_conn)]
 ApiKeyDep = Annotated[None, Depends(require_api_key)]
+PredictBody = Annotated[PredictIn, Depends(predict_body)]
+BatchBody = Annotated[BatchIn, Depends(batch_body)]

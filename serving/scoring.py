@@ -5,22 +5,23 @@ aggregates with) or, when the caller already has the window aggregates, from the
 there is no second definition here. The score is the forest's probability of class 1 (fraud).
 
 Hot path discipline (about a millisecond per call): no database, no I/O, one predict_proba per
-request whatever the batch size, output models built with ``model_construct`` (the values are ours,
-already typed) and serialized once by pydantic-core.
+request whatever the batch size, outputs assembled as plain dicts and validated into the public
+models in one pydantic-core pass (several times cheaper than building models one by one), then
+serialized once.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from patternalarm import features
 from patternalarm.features import FEATURE_NAMES, Txn
 from serving.model_store import LoadedModel
-from serving.schemas import BatchOut, FeatureReason, PredictIn, PredictOut, TransactionIn
+from serving.schemas import BatchOut, PredictIn, PredictOut, TransactionIn
 
 _IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 _COUNT, _SUM, _SPAN = _IDX["txn_count"], _IDX["amount_sum"], _IDX["window_span_sec"]
@@ -87,33 +88,33 @@ def fraud_type(row: Sequence[float], domain: str) -> str:
     return "sensor_anomaly" if domain == "iot" else "anomalous_activity"
 
 
-def explain(model: LoadedModel, row: Sequence[float], k: int) -> list[FeatureReason]:
+def explain(model: LoadedModel, row: Sequence[float], k: int) -> list[dict[str, Any]]:
     """The k features the forest relies on most (Spark's global importances) with this actor's values.
 
     Global importance, not a per-row attribution: it says which measurements drove the model overall
     and shows where this actor stands on them; cheap enough for the hot path.
     """
     names, imps = model.feature_names, model.importance_list
-    return [FeatureReason.model_construct(feature=names[i], value=float(row[i]), importance=imps[i])
-            for i in model.top_order[:k]]
+    return [{"feature": names[i], "value": row[i], "importance": imps[i]} for i in model.top_order[:k]]
 
 
 def _prediction(model: LoadedModel, item: PredictIn, row: list[float], p: float, policy: ScoringPolicy,
-                elapsed_ms: float) -> PredictOut:
+                elapsed_ms: float) -> dict[str, Any]:
+    """One prediction as a plain dict: validated into PredictOut/BatchOut in one pass by the caller
+    (pydantic-core validating dicts is several times cheaper than constructing models one by one)."""
     is_fraud = p >= policy.threshold
-    return PredictOut.model_construct(
-        request_id=item.request_id, actor_id=item.actor_id, fraud_probability=p, is_fraud=is_fraud,
-        fraud_type=fraud_type(row, item.domain) if is_fraud else None,
-        top_features=explain(model, row, policy.top_k), transactions_analyzed=int(row[_COUNT]),
-        total_amount=row[_SUM], time_window_sec=row[_SPAN], model_name=model.name,
-        model_version=model.version, inference_time_ms=round(elapsed_ms, 4))
+    return {"request_id": item.request_id, "actor_id": item.actor_id, "fraud_probability": p,
+            "is_fraud": is_fraud, "fraud_type": fraud_type(row, item.domain) if is_fraud else None,
+            "top_features": explain(model, row, policy.top_k), "transactions_analyzed": int(row[_COUNT]),
+            "total_amount": row[_SUM], "time_window_sec": row[_SPAN], "model_name": model.name,
+            "model_version": model.version, "inference_time_ms": round(elapsed_ms, 4)}
 
 
 def predict_one(model: LoadedModel, item: PredictIn, policy: ScoringPolicy) -> PredictOut:
     started = time.perf_counter()
     row = feature_row(item)
     p = float(model.predict_proba(np.asarray([row], dtype=np.float64))[0])
-    return _prediction(model, item, row, p, policy, (time.perf_counter() - started) * 1000)
+    return PredictOut.model_validate(_prediction(model, item, row, p, policy, (time.perf_counter() - started) * 1000))
 
 
 def predict_batch(model: LoadedModel, items: list[PredictIn], policy: ScoringPolicy,
@@ -128,6 +129,6 @@ def predict_batch(model: LoadedModel, items: list[PredictIn], policy: ScoringPol
     total_ms = (time.perf_counter() - started) * 1000
     share = total_ms / len(items)
     out = [_prediction(model, item, row, p, policy, share) for item, row, p in zip(items, rows, proba)]
-    return BatchOut.model_construct(request_id=request_id, predictions=out, model_version=model.version,
-                                    total_inference_time_ms=round((time.perf_counter() - started) * 1000, 4),
-                                    actors_analyzed=len(items))
+    return BatchOut.model_validate({"request_id": request_id, "predictions": out, "model_version": model.version,
+                                    "total_inference_time_ms": round((time.perf_counter() - started) * 1000, 4),
+                                    "actors_analyzed": len(items)})

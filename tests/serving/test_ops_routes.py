@@ -44,6 +44,8 @@ def test_no_registered_model_is_503_with_a_clear_message(clean_db: Any, make_cli
     assert "no model registered" in health.json()["model"]["detail"]
     model = client.get("/predict/health")
     assert model.status_code == 503 and model.json()["loaded"] is False
+    # The body is validated first: a malformed request is the client's problem even without a model.
+    assert client.post("/predict", json={"actor_id": "a"}).status_code == 422
 
 
 def test_registry_down_is_503_naming_the_registry(clean_db: Any, make_client: Callable[..., TestClient]) -> None:
@@ -87,6 +89,10 @@ def test_metrics_count_routes_predictions_and_swaps(client: TestClient, champion
 
 def test_openapi_documents_every_route(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert {"PredictIn", "BatchIn", "TransactionIn", "PredictOut", "BatchOut"} <= set(schemas)
+    body = paths["/predict/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/BatchIn"}
     for path in ("/predict", "/predict/batch", "/predict/health", "/health", "/metrics", "/alerts",
                  "/incidents", "/incidents/{incident_id}", "/incidents/{incident_id}/verdict",
                  "/incidents/{incident_id}/status", "/admin/reload"):

@@ -165,7 +165,8 @@ def test_malformed_json_is_422_not_500(client: TestClient) -> None:
     resp = client.post("/predict", content=b'{"actor_id": ', headers={"content-type": "application/json"})
     assert resp.status_code == 422
     resp = client.post("/predict/batch", content=b"\xff\xfe", headers={"content-type": "application/json"})
-    assert 400 <= resp.status_code < 500
+    assert resp.status_code == 422
+    assert client.post("/predict", content=b"").status_code == 422
 
 
 def test_batch_field_errors_name_the_item(client: TestClient) -> None:
@@ -183,3 +184,13 @@ def test_huge_amounts_and_naive_times_do_not_break_scoring(client: TestClient) -
     resp = client.post("/predict", json=body)
     assert resp.status_code == 200, resp.text
     assert math.isfinite(resp.json()["fraud_probability"])
+
+
+@pytest.mark.parametrize("raw", [b"null", b"{}", b"[]", b'"text"', b"12", b'{"predictions": null}',
+                                 b'{"predictions": [null]}', b'{"predictions": {"a": 1}}', b"[" * 5000 + b"]" * 5000,
+                                 b'{"actor_id": "a", "domain": "iot", "transactions": [{"amount": 1e400}]}',
+                                 b'{"actor_id": 5, "domain": ["iot"], "features": "all"}', b"\x00\x01"])
+def test_garbage_is_a_client_error_never_500(client: TestClient, raw: bytes) -> None:
+    for path in ("/predict", "/predict/batch"):
+        resp = client.post(path, content=raw, headers={"content-type": "application/json"})
+        assert resp.status_code == 422, (path, raw[:40], resp.text[:200])
