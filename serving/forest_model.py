@@ -16,10 +16,12 @@ How it is fast (numbers: serving/bench_forest.py):
   them once: ``outcome[row, p] = x[row, feature_p] > threshold_p``.
 * All (tree, row) pairs of the chunk then descend together. Nodes are breadth-first so children
   are adjacent, and a leaf is its own left child with a never-true predicate, so one step for
-  every pair is ``node = left[node] + outcome[row, predicate[node]]``: one gather of a
-  (predicate, left) record, one outcome gather, two adds, repeated max_depth times.
-* Chunks of ~100 rows keep the working arrays in a core's L2 cache; bigger batches were measured
-  slower per row. Optionally chunks run on several threads (numpy releases the GIL in take/add).
+  every pair is ``node = left[node] + outcome[row, predicate[node]]``: one gather of a 4-byte
+  packed (left, predicate) record -- the only access that misses the cache, hence the packing --
+  one outcome gather and a few integer ops, repeated max_depth times.
+* Rows go in chunks of a few hundred, so the working arrays stay in a core's L2 cache while enough
+  rows share each cached tree node. Optionally chunks run on several threads (numpy releases the
+  GIL in take and the ufuncs).
 
 Dropping pairs that already reached a leaf was tried and measured slower on a depth-16 forest:
 most leaves sit within three levels of the bottom, and compaction costs more than those steps.
@@ -45,11 +47,12 @@ FORMAT_NAME = "patternalarm-forest"
 SUPPORTED_FORMAT_VERSIONS = (1,)
 REQUIRED_KEYS = ("metadata", "tree_offsets", "feature", "threshold", "left", "right", "leaf_value",
                  "tree_weights", "feature_importances")
-# Rows per chunk: about this many (tree, row) pairs (~50 bytes each across the working arrays) and
-# this many outcome bytes, so a chunk stays inside a core's L2 cache (measured: 64-128 rows of a
-# 150-tree forest are equally fast per row; 200+ rows get slower).
-_CHUNK_PAIRS = 16384
-_CHUNK_OUTCOME_BYTES = 131072
+# Rows per chunk: about this many (tree, row) pairs and this many outcome-table bytes. Measured on a
+# 150-tree depth-16 forest with 1000 distinct rows: 200-600 rows per chunk are equally fast, 100
+# is ~25% slower (fewer rows share each cached tree node), 1000 slightly slower (working arrays
+# spill out of L2).
+_CHUNK_PAIRS = 32768
+_CHUNK_OUTCOME_BYTES = 262144
 
 
 class ForestFormatError(ValueError):
@@ -61,14 +64,17 @@ class _Arrays:
     """Evaluation layout derived from the file at load time."""
 
     roots: np.ndarray      # (T,) intp, root node of each tree
-    step: np.ndarray       # (N, 2) intp: [predicate index, left child]; right child = left + 1.
-                           # A leaf has the last predicate, (0, +inf), never true, and left = itself
+    step: np.ndarray       # (N,) uint32 (uint64 for huge forests): left child << pred_bits |
+                           # predicate index; right child = left + 1. A leaf has the last
+                           # predicate, (0, +inf), never true, and left = itself
+    pred_bits: int
     pred_feature: np.ndarray    # (P,) intp, feature tested by each distinct predicate
     pred_threshold: np.ndarray  # (P,) float64, its threshold: go right iff x > threshold
     root_predicate: np.ndarray  # (T,) predicate of each root
     root_left: np.ndarray       # (T,) left child of each root
     votes: np.ndarray      # (N,) complex128 for 2 classes (real=class 0, imag=class 1): one gather
                            # fetches both votes and complex addition adds them independently
+    max_depth: int         # longest root-to-leaf path, derived from the nodes
 
 
 class ForestModel:
@@ -83,7 +89,7 @@ class ForestModel:
         self.feature_importances: np.ndarray = arrays["feature_importances"]
         self._a = _build_layout(arrays, self.num_features, self.num_classes)
         # Derived from the nodes, not trusted from metadata: the descent stops after this many steps.
-        self.max_depth = _tree_depth(self._a, arrays["feature"].shape[0])
+        self.max_depth = self._a.max_depth
         if self.max_depth != int(metadata["max_depth"]):
             raise ForestFormatError(f"metadata says max_depth {metadata['max_depth']} but the trees "
                                     f"are {self.max_depth} deep; the file is inconsistent")
@@ -186,13 +192,16 @@ class ForestModel:
 
     def _chunk_votes(self, X: np.ndarray) -> np.ndarray:
         leaves = self._descend_chunk(X)
-        # Sum over trees strictly left to right, like Spark's loop: add.accumulate is sequential by
-        # definition, whereas .sum() may switch to pairwise summation (it does for a single row),
-        # which differs in the last bit.
+        rows = leaves.shape[1]
+        if rows == 1:
+            # Summing over axis 0 of a (T, rows) array adds whole rows one after the other (tree 0
+            # + tree 1 + ..., Spark's order) -- except when it is a single contiguous column, which
+            # numpy sums pairwise (different last bit). Two identical columns keep it sequential.
+            leaves = np.repeat(leaves, 2, axis=1)
         if self._a.votes.dtype == np.complex128:
-            summed = np.add.accumulate(self._a.votes.take(leaves), axis=0)[-1]
+            summed = self._a.votes.take(leaves).sum(axis=0)[:rows]
             return np.stack([summed.real, summed.imag], axis=1)
-        return np.add.accumulate(self._a.votes.take(leaves, axis=0), axis=0)[-1]
+        return self._a.votes.take(leaves, axis=0).sum(axis=0)[:rows]
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -218,9 +227,13 @@ class ForestModel:
         node = (a.root_left[:, None] + outcome[:, a.root_predicate].T).ravel()  # tree-major pairs
         outcome_flat = outcome.ravel()
         row_base = np.tile(np.arange(rows, dtype=np.intp) * n_pred, self.num_trees)
+        mask = (1 << a.pred_bits) - 1
         for _ in range(self.max_depth - 1):
-            step = a.step.take(node, axis=0)
-            node = step[:, 1] + outcome_flat.take(step[:, 0] + row_base)
+            step = a.step.take(node).astype(np.intp)   # 4-byte records: the gather that misses cache
+            index = step & mask
+            index += row_base
+            node = step >> a.pred_bits
+            node += outcome_flat.take(index)
         return node.reshape(self.num_trees, rows)
 
 
@@ -287,14 +300,22 @@ def _build_layout(arrays: dict[str, np.ndarray], num_features: int, num_classes:
         votes = np.ascontiguousarray(leaf_value)
     pred_feature, pred_threshold, predicate = _distinct_predicates(feature, threshold, internal)
     roots = offsets[:-1].copy()
+    max_depth = _tree_depth(roots, left, internal)
+    # Pack (left, predicate) into one small integer: the per-step gather of this array is the
+    # only one that misses the cache, so halving its footprint (vs two int32) was measured faster.
+    pred_bits = max(1, int(pred_threshold.shape[0] - 1).bit_length())
+    fits_32 = (n_nodes << pred_bits) < 2**32
+    step = (left.astype(np.uint64) << np.uint64(pred_bits)) | predicate.astype(np.uint64)
     return _Arrays(
         roots=roots,
-        step=np.ascontiguousarray(np.stack([predicate, left], axis=1)),
+        step=step.astype(np.uint32) if fits_32 else step,
+        pred_bits=pred_bits,
         root_predicate=predicate[roots],
         root_left=left[roots],
         pred_feature=pred_feature,
         pred_threshold=pred_threshold,
         votes=votes,
+        max_depth=max_depth,
     )
 
 
@@ -319,20 +340,19 @@ def _distinct_predicates(feature: np.ndarray, threshold: np.ndarray,
     return np.concatenate(features), np.concatenate(thresholds), predicate
 
 
-def _tree_depth(a: _Arrays, n_nodes: int) -> int:
+def _tree_depth(roots: np.ndarray, left: np.ndarray, internal: np.ndarray) -> int:
     """Longest root-to-leaf path, level by level; also checks every node is reached exactly once
     (no node shared between parents, none orphaned)."""
-    frontier = a.roots
-    leaf_predicate = a.pred_threshold.shape[0] - 1
+    n_nodes = left.shape[0]
+    frontier = roots
     depth, seen = -1, 0
     while frontier.size:
         depth += 1
         seen += frontier.size
         if seen > n_nodes:
             raise ForestFormatError("a node is reachable along more than one path")
-        internal = frontier[a.step[frontier, 0] != leaf_predicate]
-        left = a.step[internal, 1]
-        frontier = np.concatenate([left, left + 1])
+        children = left[frontier[internal[frontier]]]
+        frontier = np.concatenate([children, children + 1])
     if seen != n_nodes:
         raise ForestFormatError(f"{n_nodes - seen} nodes are unreachable from the roots")
     return depth
