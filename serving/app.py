@@ -5,8 +5,9 @@ from __future__ import annotations
 import gc
 import logging
 import math
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request

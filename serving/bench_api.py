@@ -44,7 +44,7 @@ def actor(rng: random.Random, i: int) -> dict[str, Any]:
 class Conn:
     def __init__(self, url: str) -> None:
         parsed = urlparse(url)
-        self.conn = http.client.HTTPConnection(parsed.hostname, parsed.port or 80, timeout=60)
+        self.conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port or 80, timeout=60)
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         headers = {"Content-Type": "application/json"} if body is not None else {}

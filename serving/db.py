@@ -7,8 +7,7 @@ migrated schema, which catches drift.
 
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Column, DateTime, Float, Integer, MetaData, Table, Text, create_engine,
-                        text)
+from sqlalchemy import BigInteger, Column, DateTime, Float, Integer, MetaData, Table, Text, create_engine, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 

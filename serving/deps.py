@@ -7,7 +7,8 @@ threadpool, which costs more than the scoring itself.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,19 +25,23 @@ M = TypeVar("M", bound=BaseModel)
 
 
 async def get_settings(request: Request) -> ServingSettings:
-    return request.app.state.settings
+    value: ServingSettings = request.app.state.settings
+    return value
 
 
 async def get_metrics(request: Request) -> Metrics:
-    return request.app.state.metrics
+    value: Metrics = request.app.state.metrics
+    return value
 
 
 async def get_policy(request: Request) -> ScoringPolicy:
-    return request.app.state.policy
+    value: ScoringPolicy = request.app.state.policy
+    return value
 
 
 async def get_store(request: Request) -> ModelStore:
-    return request.app.state.store
+    value: ModelStore = request.app.state.store
+    return value
 
 
 async def get_model(request: Request) -> LoadedModel:

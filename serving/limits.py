@@ -8,7 +8,7 @@ an unbounded body. The buffered body is then replayed to the app.
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 

@@ -8,7 +8,6 @@ BaseHTTPMiddleware, which costs a task and a stream per request on the ~1 ms sco
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -90,7 +89,7 @@ class MetricsMiddleware:
             self.metrics.latency.labels(route, method).observe(time.perf_counter() - start)
 
 
-def _route_label(scope: dict[str, Any]) -> str:
+def _route_label(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else "unmatched"

@@ -19,13 +19,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from patternalarm import features
 from serving.forest_model import ForestModel
@@ -61,7 +63,7 @@ class LoadedModel:
         """Importances as Python floats, converted once rather than per prediction."""
         return [float(v) for v in self.forest.feature_importances]
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
         return self.forest.predict_proba(X)
 
 
@@ -92,7 +94,7 @@ def _canary_transactions() -> list[list[features.Txn]]:
     return [burst, transfer, single, iot, huge]
 
 
-def canary_matrix() -> np.ndarray:
+def canary_matrix() -> NDArray[np.float64]:
     return np.asarray([features.compute(t) for t in _canary_transactions()], dtype=np.float64)
 
 

@@ -12,7 +12,6 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
 from urllib.parse import urlparse
 
 import requests
@@ -90,7 +89,7 @@ class Registry:
         """
         uri = self._client.get_run(run_id).info.artifact_uri
         if urlparse(uri).scheme == "mlflow-artifacts":
-            uri = MlflowArtifactsRepository.resolve_uri(uri, self.tracking_uri)
+            uri = MlflowArtifactsRepository.resolve_uri(uri, self.tracking_uri)  # type: ignore[no-untyped-call]
         return get_artifact_repository(uri)
 
     def download(self, version: RegistryVersion, model_dir: Path) -> Path:
@@ -105,7 +104,8 @@ class Registry:
         target_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target_dir))
         try:
-            local = self.artifact_repo(version.run_id).download_artifacts(SERVING_ARTIFACT, str(staging))
+            repo = self.artifact_repo(version.run_id)
+            local = repo.download_artifacts(SERVING_ARTIFACT, str(staging))  # type: ignore[no-untyped-call]
             os.replace(local, target)
         except requests.HTTPError as exc:
             if exc.response is not None and exc.response.status_code == 404:

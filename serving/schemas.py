@@ -64,7 +64,7 @@ class PredictIn(BaseModel):
     request_id: OptionalText = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> "PredictIn":
+    def _one_source(self) -> PredictIn:
         if (self.transactions is None) == (self.features is None):
             raise ValueError("send either 'transactions' (a non-empty list) or 'features' (the window "
                              "aggregates), not both and not neither")

@@ -13,8 +13,9 @@ serialized once.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -128,7 +129,8 @@ def predict_batch(model: LoadedModel, items: list[PredictIn], policy: ScoringPol
     proba = model.predict_proba(np.asarray(rows, dtype=np.float64)).tolist()
     total_ms = (time.perf_counter() - started) * 1000
     share = total_ms / len(items)
-    out = [_prediction(model, item, row, p, policy, share) for item, row, p in zip(items, rows, proba)]
+    out = [_prediction(model, item, row, p, policy, share)
+           for item, row, p in zip(items, rows, proba, strict=True)]
     return BatchOut.model_validate({"request_id": request_id, "predictions": out, "model_version": model.version,
                                     "total_inference_time_ms": round((time.perf_counter() - started) * 1000, 4),
                                     "actors_analyzed": len(items)})

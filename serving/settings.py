@@ -51,7 +51,7 @@ class ServingSettings(BaseSettings):
                                   description="the shared project settings (patternalarm.config)")
 
     @model_validator(mode="after")
-    def _refuse_placeholder_key(self) -> "ServingSettings":
+    def _refuse_placeholder_key(self) -> ServingSettings:
         """Outside dev the verdict and admin endpoints must not open with a key everyone knows."""
         if self.env != "dev" and self.core.api_key == PLACEHOLDER_API_KEY:
             raise ValueError(f"PA_API_KEY is the placeholder {PLACEHOLDER_API_KEY!r} while PA_ENV={self.env}: "
@@ -89,3 +89,15 @@ class ServingSettings(BaseSettings):
 
     def resolved_model_dir(self) -> Path:
         return Path(self.model_dir).expanduser() if self.model_dir else self.core.resolved_var_dir() / "models"
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) of the service's own settings, like ``patternalarm.config.describe``;
+    for docs/configuration.md next to the shared ones."""
+    rows = []
+    for name, info in ServingSettings.model_fields.items():
+        if name == "core" or not info.description:
+            continue
+        env, _, doc = info.description.partition(": ")
+        rows.append((env, str(info.default), doc))
+    return rows

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
 from serving import incidents
 from serving.deps import ApiKeyDep, ConnDep
-from serving.schemas import (AlertPublic, Domain, ErrorOut, IncidentDetailPublic, IncidentPublic,
-                             IncidentRecord, Page, Severity, Status, StatusIn, VerdictIn)
+from serving.schemas import (
+    AlertPublic,
+    Domain,
+    ErrorOut,
+    IncidentDetailPublic,
+    IncidentPublic,
+    IncidentRecord,
+    Page,
+    Severity,
+    Status,
+    StatusIn,
+    VerdictIn,
+)
 
 router = APIRouter(tags=["alerts and incidents"])
 
@@ -18,8 +29,8 @@ Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="rows to skip")]
 Since = Annotated[datetime | None, Query(description="ISO-8601; alerts by event_time, incidents by "
                                                      "last_event_time")]
-_NOT_FOUND = {404: {"model": ErrorOut}}
-_WRITE_ERRORS = {**_NOT_FOUND, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
+_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**_NOT_FOUND, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}}
 
 
 def _public(record: IncidentRecord) -> IncidentPublic:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -22,7 +24,8 @@ def _body_doc(model: type[BaseModel]) -> dict[str, object]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
-_ERRORS = {503: {"model": ErrorOut, "description": "no model loaded (none registered, or refused)"}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorOut, "description": "no model loaded (none registered, or refused)"}}
 
 
 def _json(model: BaseModel) -> Response:

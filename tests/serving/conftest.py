@@ -18,8 +18,9 @@ import subprocess
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -31,9 +32,8 @@ from patternalarm import config
 from serving.app import create_app
 from serving.settings import ServingSettings
 from tests.serving import factories
-from tests.support.databases import scratch_database
 from tests.serving.utils import API_KEY, free_port
-
+from tests.support.databases import scratch_database
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tests.serving.utils import insert_alerts
 from tests.serving.factories import T0, alert_row
+from tests.serving.utils import insert_alerts
 
 pytestmark = pytest.mark.integration  # real PostgreSQL and MLflow
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import numpy as np
@@ -16,8 +17,8 @@ from mlflow.tracking import MlflowClient
 from serving.forest_model import ForestModel
 from serving.settings import ServingSettings
 from tests.serving import factories
-from tests.serving.utils import API_KEY, live_server, wait_for
 from tests.serving.factories import expected_features
+from tests.serving.utils import API_KEY, live_server, wait_for
 
 pytestmark = pytest.mark.integration  # real PostgreSQL and MLflow
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ def test_precomputed_features_score_like_transactions(client: TestClient) -> Non
     row = expected_features(body)
     by_txns = client.post("/predict", json=body).json()
     by_features = client.post("/predict", json={"actor_id": body["actor_id"], "domain": "ecommerce",
-                                                "features": dict(zip(FEATURE_NAMES, row))}).json()
+                                                "features": dict(zip(FEATURE_NAMES, row, strict=True))}).json()
     for key in ("fraud_probability", "is_fraud", "fraud_type", "transactions_analyzed", "total_amount",
                 "time_window_sec", "top_features"):
         assert by_features[key] == by_txns[key], key

@@ -58,3 +58,10 @@ def test_python_m_serving_refuses_to_start_with_placeholder_in_prod() -> None:
                           cwd=REPO_ROOT)
     assert proc.returncode == 2
     assert "PA_API_KEY is the placeholder" in proc.stderr
+
+
+def test_described_variables_are_the_ones_read() -> None:
+    """Each documented PA_* name is what pydantic-settings actually reads for that field."""
+    from serving.settings import describe
+    fields = {f"PA_{name.upper()}" for name in ServingSettings.model_fields if name != "core"}
+    assert {env for env, _, _ in describe()} == fields
