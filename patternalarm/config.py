@@ -89,6 +89,9 @@ class Settings:
 
     # Flink
     flink_parallelism: int = _setting("PA_FLINK_PARALLELISM", 2, "Parallelism of the detection job")
+    flink_rest_port: int = _setting("PA_FLINK_REST_PORT", 8081,
+                                    "Flink web UI / REST port of the detection job (0: any free port)")
+    flink_heap: str = _setting("PA_FLINK_HEAP", "1g", "Maximum heap of the detection job's JVM")
     flink_checkpoint_ms: int = _setting("PA_FLINK_CHECKPOINT_MS", 5000, "Checkpoint interval")
     watermark_delay_s: int = _setting("PA_WATERMARK_DELAY_S", 2, "Allowed event-time disorder")
     idle_timeout_s: int = _setting("PA_IDLE_TIMEOUT_S", 3,

@@ -200,25 +200,38 @@ def create_environment(settings: Settings, resume: bool = True) -> "TableEnviron
         "execution.checkpointing.interval": f"{settings.flink_checkpoint_ms} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-        "state.checkpoints.dir": checkpoint_dir(settings).resolve().as_uri(),
-        "state.checkpoints.num-retained": "3",
+        "execution.checkpointing.dir": checkpoint_dir(settings).resolve().as_uri(),
+        "execution.checkpointing.num-retained": "3",
+        "rest.address": "127.0.0.1",
+        "rest.bind-address": "127.0.0.1",
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": "10",
         "restart-strategy.fixed-delay.delay": "2 s",
     }
+    if settings.flink_rest_port:
+        options["rest.port"] = str(settings.flink_rest_port)
     checkpoint = latest_checkpoint(settings) if resume else None
     if checkpoint:
-        options["execution.savepoint.path"] = checkpoint.resolve().as_uri()
+        options["execution.state-recovery.path"] = checkpoint.resolve().as_uri()
         log.info("resuming from checkpoint %s", checkpoint)
     for key, value in options.items():
         conf.set(key, value)
     return t_env
 
 
+def jvm_environment(settings: Settings) -> None:
+    """Set before the JVM starts: UTC (JDBC timestamps), a bounded heap, Flink's logs under var/."""
+    os.environ.setdefault("TZ", "UTC")
+    os.environ.setdefault("JVM_ARGS", f"-Xmx{settings.flink_heap}")
+    log_dir = settings.resolved_var_dir() / "log" / "flink"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("FLINK_LOG_DIR", str(log_dir))
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = config.load()
-    os.environ.setdefault("TZ", "UTC")
+    jvm_environment(settings)
     t_env = create_environment(settings, resume=os.environ.get("PA_FLINK_RESUME", "1") != "0")
     result = build_pipeline(t_env, settings).execute()
     client = result.get_job_client()

@@ -30,6 +30,10 @@ def setup() -> None:
 def up(names: list[str]) -> int:
     settings = config.load()
     for service in services.by_name(names):
+        ok, detail = _safe_status(service, settings)
+        if ok and not service.always_start:
+            print(f"  {service.name:<14} already up  {detail}", flush=True)
+            continue
         print(f"  starting {service.name} ...", flush=True)
         try:
             service.start(settings)
@@ -50,14 +54,18 @@ def down(names: list[str]) -> int:
     return 0
 
 
+def _safe_status(service: services.Service, settings: config.Settings) -> tuple[bool, str]:
+    try:
+        return service.status(settings)
+    except Exception as exc:  # a status probe must never crash the report
+        return False, f"status check failed: {exc}"
+
+
 def status() -> int:
     settings = config.load()
     all_ok = True
     for service in services.SERVICES:
-        try:
-            ok, detail = service.status(settings)
-        except Exception as exc:  # a status probe must never crash the report
-            ok, detail = False, f"status check failed: {exc}"
+        ok, detail = _safe_status(service, settings)
         all_ok &= ok
         where = f"log: {processes.log_path(settings, service.name)}" if not ok else ""
         print(f"  {service.name:<14} {'UP  ' if ok else 'DOWN'}  {detail}  {where}".rstrip())

@@ -79,17 +79,23 @@ def start(settings: Settings, name: str, cmd: Sequence[str], env: Mapping[str, s
         out.flush()
         proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env={**os.environ, **(env or {})}, cwd=str(cwd) if cwd else None,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_default_sigint)
     pid_file(settings, name).write_text(f"{proc.pid}\n")
     return proc.pid
 
 
-def stop(settings: Settings, name: str, timeout_s: float = 20.0) -> bool:
-    """SIGTERM the service's process group, then SIGKILL what is left; True if it was running."""
+def _default_sigint() -> None:
+    """Children of background shells inherit an ignored SIGINT; services that stop on SIGINT need it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def stop(settings: Settings, name: str, timeout_s: float = 20.0, sig: signal.Signals = signal.SIGTERM) -> bool:
+    """Signal the service's process group (SIGTERM unless the service needs another), then SIGKILL
+    what is left after ``timeout_s``; True if it was running."""
     pid = read_pid(settings, name)
     if pid is None:
         return False
-    _signal_group(pid, signal.SIGTERM)
+    _signal_group(pid, sig)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and _group_alive(pid):
         time.sleep(0.2)

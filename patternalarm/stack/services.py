@@ -8,6 +8,7 @@ start, needed by people rather than by the data path).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ class Service:
     stop: Callable[[Settings], None]
     status: Callable[[Settings], tuple[bool, str]]
     url: Callable[[Settings], str] | None = None
+    # start() is cheap and idempotent and does more than start (migrations, topics): run it always
+    always_start: bool = False
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
@@ -102,25 +105,21 @@ def _serving_status(settings: Settings) -> tuple[bool, str]:
 def _job_start(settings: Settings) -> None:
     python = venv_python("streaming")
     env = {**component_env(settings), "PA_FLINK_JARS": str(kafka_broker.jar_folder(settings, "flink"))}
-    log = processes.log_path(settings, "detection-job")
-    offset = log.stat().st_size if log.exists() else 0
     processes.start(settings, "detection-job", [python, "-m", "streaming.detection_job"], env=env)
-    processes.wait_until(lambda: b"detection job " in _read_from(log, offset) and
-                         b" running" in _read_from(log, offset), "the job running", 120, settings,
+    processes.wait_until(lambda: _job_status(settings)[0], "the job RUNNING in Flink's REST API", 180, settings,
                          "detection-job")
 
 
-def _read_from(path: Path, offset: int) -> bytes:
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        return handle.read()
-
-
 def _job_status(settings: Settings) -> tuple[bool, str]:
+    """The process lives and Flink's REST API reports the job RUNNING."""
     pid = processes.read_pid(settings, "detection-job")
     if pid is None:
         return False, "not running"
-    return True, f"running (pid {pid})"
+    ok, body = processes.http_ok(f"http://127.0.0.1:{settings.flink_rest_port}/jobs/overview")
+    if not ok:
+        return False, f"pid {pid}, REST API not answering: {body[:120]}"
+    state = "RUNNING" if '"state":"RUNNING"' in body else "not running: " + body[:160]
+    return state == "RUNNING", f"job {state} (pid {pid})"
 
 
 # --- Airflow ------------------------------------------------------------------------------------
@@ -132,9 +131,15 @@ def airflow_home(settings: Settings) -> Path:
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
-    """Airflow configuration through AIRFLOW__* variables: metadata in PostgreSQL, DAGs from dags/."""
+    """Airflow configuration through AIRFLOW__* variables: metadata in PostgreSQL, DAGs from dags/.
+
+    The venv's bin/ leads PATH: `airflow standalone` starts its parts as `airflow ...` and
+    SparkSubmitOperator runs `spark-submit`, both found there.
+    """
+    bin_dir = str(Path(venv_python("airflow")).parent)
     return {
         **component_env(settings),
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
         "AIRFLOW_HOME": str(airflow_home(settings)),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -171,19 +176,21 @@ def airflow_admin_password(settings: Settings) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
-def _stopper(name: str) -> Callable[[Settings], None]:
-    return lambda settings: (processes.stop(settings, name), None)[1]
+def _stopper(name: str, sig: signal.Signals = signal.SIGTERM) -> Callable[[Settings], None]:
+    return lambda settings: (processes.stop(settings, name, sig=sig), None)[1]
 
 
 SERVICES: tuple[Service, ...] = (
-    Service("postgres", _pg_start, _pg_stop, postgres.healthy),
+    Service("postgres", _pg_start, _pg_stop, postgres.healthy, always_start=True),
     Service("kafka", lambda s: (kafka_broker.start(s), kafka_broker.ensure_topics(s), None)[2],
-            kafka_broker.stop, kafka_broker.status),
+            kafka_broker.stop, kafka_broker.status, always_start=True),
     Service("mlflow", _mlflow_start, _stopper("mlflow"), _mlflow_status, lambda s: s.resolved_mlflow_url()),
     Service("serving", _serving_start, _stopper("serving"), _serving_status,
             lambda s: s.resolved_serving_url() + "/docs"),
-    Service("detection-job", _job_start, _stopper("detection-job"), _job_status),
-    Service("airflow", _airflow_start, _stopper("airflow"), _airflow_status,
+    Service("detection-job", _job_start, _stopper("detection-job"), _job_status,
+            lambda s: f"http://127.0.0.1:{s.flink_rest_port}"),
+    # `airflow standalone` stops its scheduler, webserver and triggerer on SIGINT only.
+    Service("airflow", _airflow_start, _stopper("airflow", signal.SIGINT), _airflow_status,
             lambda s: f"http://127.0.0.1:{s.airflow_port}"),
 )
 

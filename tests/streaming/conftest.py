@@ -21,7 +21,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings for an isolated run: own topics and database, the shared broker (started if down)."""
     run = uuid.uuid4().hex[:8]
     saved = {k: os.environ.get(k) for k in ("PA_TOPIC_EVENTS", "PA_TOPIC_ALERTS", "PA_TOPIC_DEAD_LETTER",
-                                            "PA_VAR_DIR")}
+                                            "PA_VAR_DIR", "PA_FLINK_REST_PORT")}
     os.environ.update(PA_TOPIC_EVENTS=f"test-{run}.events", PA_TOPIC_ALERTS=f"test-{run}.alerts",
                       PA_TOPIC_DEAD_LETTER=f"test-{run}.dead-letter")
     try:
@@ -30,6 +30,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
             kafka_broker.start(shared)
             kafka_broker.ensure_topics(shared)
             os.environ["PA_VAR_DIR"] = str(tmp_path_factory.mktemp("var"))
+            os.environ["PA_FLINK_REST_PORT"] = "0"  # a stack's job may hold the usual port
             yield config.load()
     finally:
         for key, value in saved.items():
