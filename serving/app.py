@@ -42,15 +42,16 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         registry = Registry(settings.resolved_mlflow_url(), settings.model_name, settings.model_alias)
         store = ModelStore(registry, settings.resolved_model_dir(), metrics)
         app.state.engine, app.state.store = engine, store
-        first = await anyio.to_thread.run_sync(store.refresh)  # serve from the first request if we can
-        log.info("model at startup: %s (%s)", first.outcome, first.detail)
+        poller = Poller(store, settings.model_poll_s)
+        poller.start()  # its first refresh runs now: serve from the first request if we can
+        bound = 3 * settings.registry_timeout_s
+        if not await anyio.to_thread.run_sync(poller.first_done.wait, bound):
+            log.warning("no answer from the registry within %d s; starting without a model", bound)
         # Everything imported so far (FastAPI, MLflow, numpy: ~100k objects) lives as long as the
         # process; frozen, the collector stops rescanning it, and a full collection drops from
         # ~45 ms (a p99 spike on the scoring path) to almost nothing.
         gc.collect()
         gc.freeze()
-        poller = Poller(store, settings.model_poll_s)
-        poller.start()
         try:
             yield
         finally:

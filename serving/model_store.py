@@ -174,14 +174,15 @@ class ModelStore:
     def _refresh(self, force: bool) -> RefreshResult:
         serving = self.current
         previous = serving.version if serving else None
-        self.last_poll_at = datetime.now(timezone.utc)
         try:
             wanted = self.registry.champion()
         except RegistryError as exc:
+            self.last_poll_at = datetime.now(timezone.utc)
             self.last_poll_error = str(exc)
             self.metrics.registry_errors.inc()
             log.warning("registry poll failed (still serving %s): %s", previous, exc)
             return RefreshResult("registry_error", previous, previous, str(exc))
+        self.last_poll_at = datetime.now(timezone.utc)  # when the registry last answered (or failed)
         self.last_poll_error = None
         if wanted is None:
             detail = (f"no version of {self.registry.name!r} carries alias {self.registry.alias!r} in "
@@ -240,12 +241,18 @@ class ModelStore:
 
 @dataclass
 class Poller:
-    """Re-reads the alias every ``interval_s`` in a daemon thread until stopped."""
+    """Reads the alias at once, then every ``interval_s``, in a daemon thread until stopped.
+
+    ``first_done`` is set after the first attempt, so startup can wait for it with a bound: a
+    registry that hangs delays the service's first request by at most that bound, not forever.
+    """
 
     store: ModelStore
     interval_s: float
+    first_done: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _last_outcome: str | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="model-poller", daemon=True)
@@ -257,8 +264,17 @@ class Poller:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        self._refresh()
+        self.first_done.set()
         while not self._stop.wait(self.interval_s):
-            try:
-                self.store.refresh()
-            except Exception:  # the poller must outlive any surprise; the next poll retries
-                log.exception("model refresh failed unexpectedly")
+            self._refresh()
+
+    def _refresh(self) -> None:
+        try:
+            result = self.store.refresh()
+        except Exception:  # the poller must outlive any surprise; the next poll retries
+            log.exception("model refresh failed unexpectedly")
+            return
+        if result.outcome == "no_model" and self._last_outcome != "no_model":  # say it once, not every poll
+            log.warning("%s", result.detail)
+        self._last_outcome = result.outcome

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -98,3 +99,18 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
                  "/incidents", "/incidents/{incident_id}", "/incidents/{incident_id}/verdict",
                  "/incidents/{incident_id}/status", "/admin/reload"):
         assert path in paths, path
+
+
+def test_hanging_registry_does_not_block_startup(clean_db: Any, make_client: Callable[..., TestClient],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry that accepts connections and never answers: the service starts without a model
+    (after a bounded wait) and says why, instead of never listening."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        client = make_client(core={"mlflow_url": f"http://127.0.0.1:{port}"}, registry_timeout_s=1)
+        resp = client.post("/predict", json=factories.shopper_actor())
+        assert resp.status_code == 503 and "has not been read" in resp.json()["detail"]
+        assert client.get("/health").status_code == 503
