@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,9 +109,12 @@ class Settings:
         return Path(os.path.expanduser(self.var_dir))
 
     def db_url(self, database: str | None = None, driver: str = "postgresql") -> str:
-        """URL of one of the project's databases (alerts by default; also mlflow, airflow)."""
-        if self.database_url and database in (None, self.pg_database):
-            return self.database_url.replace("postgresql://", f"{driver}://", 1)
+        """URL of one of the project's databases (alerts by default; also mlflow, airflow), on the
+        server that PA_DATABASE_URL names when it is set, else on PA_PG_HOST:PA_PG_PORT."""
+        if self.database_url:
+            parts = urlsplit(self.database_url)
+            path = parts.path if database is None else f"/{database}"
+            return urlunsplit((driver, parts.netloc, path, parts.query, parts.fragment))
         name = database or self.pg_database
         return f"{driver}://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{name}"
 

@@ -74,11 +74,14 @@ def main(args: list[str]) -> int:
     since = datetime.now(timezone.utc).isoformat()
     run_id = f"demo-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
     stats_file = settings.resolved_var_dir() / "run" / f"{run_id}.json"
-    cmd = [services.venv_python("streaming"), "-m", "streaming.generator", "--mode", mode,
+    # A fresh seed per demo unless SEED is given: the same seed repeats the same transaction ids,
+    # which the job rightly treats as a replay and does not alert on twice.
+    seed = os.environ.get("SEED") or str(int(time.time()))
+    cmd = [services.venv_python("streaming"), "-m", "streaming.generator", "--mode", mode, "--seed", seed,
            "--run-id", run_id, "--stats-file", str(stats_file)]
     if duration:
         cmd += ["--duration", duration]
-    print(f"== generator: {mode} {'for ' + duration if duration else 'until Ctrl-C'} (run {run_id})")
+    print(f"== generator: {mode} {'for ' + duration if duration else 'until Ctrl-C'} (run {run_id}, seed {seed})")
     generator = subprocess.Popen(cmd, env={**os.environ, **services.component_env(settings)}, cwd=REPO_ROOT)
     signal.signal(signal.SIGINT, lambda *_: generator.send_signal(signal.SIGINT))
     started = time.monotonic()
@@ -87,7 +90,7 @@ def main(args: list[str]) -> int:
         print(_line(time.monotonic() - started, _produced(stats_file), snapshot(settings, since, run_id)), flush=True)
     # The job flushes its last windows a moment after the final events: give it a few seconds.
     final = snapshot(settings, since, run_id)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while final["detected"] < final["injected"] and time.monotonic() < deadline:
         time.sleep(2)
         final = snapshot(settings, since, run_id)
