@@ -110,3 +110,15 @@ def test_unreadable_or_incomplete_files_are_refused(tmp_path: Path) -> None:
     np.savez(partial, feature=np.zeros(1))
     with pytest.raises(ForestFormatError, match="missing arrays"):
         ForestModel.load(partial)
+
+
+def test_wide_record_layout_gives_the_same_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forests too big for 4-byte (left, predicate) records use 8-byte ones; same results."""
+    import serving.forest_model as forest_model
+
+    X = np.random.default_rng(4).normal(size=(300, 2))
+    narrow = _load(tmp_path, _tiny())
+    monkeypatch.setattr(forest_model, "_CHUNK_OUTCOME_BYTES", 2**32)
+    wide = _load(tmp_path, _tiny())
+    assert narrow._a.step.dtype == np.uint32 and wide._a.step.dtype == np.int64
+    np.testing.assert_array_equal(wide.predict_proba(X), narrow.predict_proba(X))
