@@ -37,6 +37,9 @@ replay: ## publish a JSONL file of events: make replay FILE=events.jsonl [RATE=e
 	@test -n "$(FILE)" || { echo "usage: make replay FILE=events.jsonl [RATE=events_per_min]"; exit 2; }
 	@$(STREAMING_PY) -m streaming.replay "$(FILE)" $(if $(RATE),--rate $(RATE),)
 
+evaluate: ## incidents versus ground truth: precision, recall, F1 per pattern, detection delay [RUN=run-id]
+	@$(STREAMING_PY) -m streaming.evaluate $(if $(RUN),--run-id $(RUN),)
+
 generate: ## write events to a file offline: make generate OUT=events.jsonl DURATION=10m [MODE=NORMAL]
 	@$(STREAMING_PY) -m streaming.generator --out "$${OUT:-var/events.jsonl}" --duration "$${DURATION:-10m}" \
 	  --mode "$${MODE:-NORMAL}" --no-truth-db --truth-file "$${TRUTH:-var/ground_truth.jsonl}"
