@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -15,21 +16,23 @@ from patternalarm.stack import kafka_broker
 from tests.streaming.job_process import DetectionJob
 from tests.support.databases import scratch_database
 
+ISOLATED = ("PA_TOPIC_EVENTS", "PA_TOPIC_ALERTS", "PA_TOPIC_DEAD_LETTER", "PA_VAR_DIR", "PA_FLINK_REST_PORT",
+            "PA_PG_DATABASE")
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """Settings for an isolated run: own topics and database, the shared broker (started if down)."""
+
+@contextmanager
+def isolated_run(var_dir: Path) -> Iterator[Settings]:
+    """Own topics, database and var/ on the shared broker (started if down); restored afterwards."""
+    saved = {k: os.environ.get(k) for k in ISOLATED}
     run = uuid.uuid4().hex[:8]
-    saved = {k: os.environ.get(k) for k in ("PA_TOPIC_EVENTS", "PA_TOPIC_ALERTS", "PA_TOPIC_DEAD_LETTER",
-                                            "PA_VAR_DIR", "PA_FLINK_REST_PORT")}
-    os.environ.update(PA_TOPIC_EVENTS=f"test-{run}.events", PA_TOPIC_ALERTS=f"test-{run}.alerts",
-                      PA_TOPIC_DEAD_LETTER=f"test-{run}.dead-letter")
     try:
         with scratch_database():
-            shared = config.load()  # the broker belongs to the stack's var/, not to this test run
+            shared = config.load()  # the broker belongs to the stack's var/, not to this run
             kafka_broker.start(shared)
-            kafka_broker.ensure_topics(shared)
-            os.environ["PA_VAR_DIR"] = str(tmp_path_factory.mktemp("var"))
+            os.environ.update(PA_TOPIC_EVENTS=f"test-{run}.events", PA_TOPIC_ALERTS=f"test-{run}.alerts",
+                              PA_TOPIC_DEAD_LETTER=f"test-{run}.dead-letter")
+            kafka_broker.ensure_topics(config.load())
+            os.environ["PA_VAR_DIR"] = str(var_dir)
             os.environ["PA_FLINK_REST_PORT"] = "0"  # a stack's job may hold the usual port
             yield config.load()
     finally:
@@ -38,6 +41,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    with isolated_run(tmp_path_factory.mktemp("var")) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="session")
