@@ -26,6 +26,9 @@ suites=(
   "model:airflow"
   "dags:airflow"
 )
+# PYTEST_ARGS='-k "not slow"' passes extra arguments (shell-quoted) to every suite.
+pytest_args=()
+[[ -n ${PYTEST_ARGS:-} ]] && eval "pytest_args=(${PYTEST_ARGS})"
 total_pass=0; total_fail=0; failed_suites=()
 mkdir -p var/test-reports
 for entry in "${suites[@]}"; do
@@ -34,7 +37,7 @@ for entry in "${suites[@]}"; do
   compgen -G "tests/$suite/test_*.py" >/dev/null || continue
   echo "=== tests/$suite (venv: $venv)"
   report="var/test-reports/$suite.xml"
-  "$(py "$venv")" -m pytest "tests/$suite" -q --junitxml="$report" ${PYTEST_ARGS:-}
+  "$(py "$venv")" -m pytest "tests/$suite" -q --junitxml="$report" "${pytest_args[@]}"
   rc=$?
   if [[ -f $report ]]; then
     read -r t f e s < <(python3 - "$report" <<'PY'

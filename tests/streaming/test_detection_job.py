@@ -45,7 +45,7 @@ def push_watermark(producer: EventProducer, seconds: float = 8.0) -> None:
         time.sleep(0.2)
 
 
-def wait_for(query: Callable[[], Any], done: Callable[[Any], bool], timeout_s: float = 60) -> Any:
+def wait_for(query: Callable[[], Any], done: Callable[[Any], bool], timeout_s: float = 180) -> Any:
     deadline = time.monotonic() + timeout_s
     value = query()
     while not done(value) and time.monotonic() < deadline:
