@@ -91,6 +91,17 @@ class RunStats:
                 "elapsed_s": round(time.time() - self.started, 1)}
 
 
+def _emit(stream: EventStream, now: datetime, send: Callable[[dict[str, Any]], None],
+          record: Callable[[dict[str, Any]], None], stats: RunStats) -> None:
+    """One event out; the ground truth of an instance goes out once its last event has been sent."""
+    event, truth = stream.next_event(now)
+    send(event)
+    stats.produced += 1
+    if truth:
+        record(truth)
+        stats.injected += 1
+
+
 def run(stream: EventStream, send: Callable[[dict[str, Any]], None], record: Callable[[dict[str, Any]], None],
         mode: str, duration_s: float | None, stats_file: Path | None = None,
         interrupts: Callable[[], int] = lambda: 0, tail_s: float = 5.0) -> RunStats:
@@ -115,12 +126,7 @@ def run(stream: EventStream, send: Callable[[dict[str, Any]], None], record: Cal
                 break
         now = datetime.now(timezone.utc)
         for _ in range(pacer.due()):
-            event, truth = stream.next_event(now)
-            send(event)
-            stats.produced += 1
-            if truth:
-                record(truth)
-                stats.injected += 1
+            _emit(stream, now, send, record, stats)
         if stats_file and time.monotonic() >= next_report:
             _write_stats(stats_file, stats, pacer)
             next_report = time.monotonic() + 1.0
@@ -140,12 +146,7 @@ def run_offline(stream: EventStream, send: Callable[[dict[str, Any]], None],
     while now < end or stream.unfinished():
         if now >= end:
             stream.fraud_rate = 0.0  # let running instances complete on background time
-        event, truth = stream.next_event(now)
-        send(event)
-        stats.produced += 1
-        if truth:
-            record(truth)
-            stats.injected += 1
+        _emit(stream, now, send, record, stats)
         now += step
     return stats
 
