@@ -78,6 +78,12 @@ def _dbl(expr: str) -> str:
     return f"CAST({expr} AS DOUBLE)"
 
 
+# Literals inside the aggregates are typed DOUBLE on purpose: a bare 1.0 is DECIMAL(2,1) in Spark and
+# Flink SQL, and AVG over a DECIMAL rounds (Spark to 5 places: 2/3 -> 0.66667), as does dividing a
+# count by one, so the engines would disagree with the Python definitions by up to 1e-5.
+ONE, ZERO, SIXTY = _dbl("1"), _dbl("0"), _dbl("60")
+
+
 FEATURES: tuple[Feature, ...] = (
     Feature("txn_count", _dbl("COUNT(*)"), lambda t: float(len(t)), "bursts of activity"),
     Feature("amount_sum", _dbl("SUM(amount)"), lambda t: float(sum(x.amount for x in t)), "volume moved"),
@@ -87,10 +93,10 @@ FEATURES: tuple[Feature, ...] = (
     Feature("amount_std", _dbl("STDDEV_POP(amount)"), lambda t: _pstdev([x.amount for x in t]),
             "uniform amounts are scripted"),
     Feature("small_amount_share",
-            _dbl(f"AVG(CASE WHEN amount < {SMALL_AMOUNT} THEN 1.0 ELSE 0.0 END)"),
+            _dbl(f"AVG(CASE WHEN amount < {SMALL_AMOUNT} THEN {ONE} ELSE {ZERO} END)"),
             lambda t: _share(t, lambda x: x.amount < SMALL_AMOUNT), "card testing, gold farming"),
     Feature("large_amount_share",
-            _dbl(f"AVG(CASE WHEN amount >= {LARGE_AMOUNT} THEN 1.0 ELSE 0.0 END)"),
+            _dbl(f"AVG(CASE WHEN amount >= {LARGE_AMOUNT} THEN {ONE} ELSE {ZERO} END)"),
             lambda t: _share(t, lambda x: x.amount >= LARGE_AMOUNT), "structuring, laundering"),
     Feature("distinct_counterparties", _dbl("COUNT(DISTINCT counterparty)"),
             lambda t: _distinct(x.counterparty for x in t), "fan-out to mules"),
@@ -102,23 +108,24 @@ FEATURES: tuple[Feature, ...] = (
             lambda t: _distinct(x.payment_method for x in t), "cycling stolen instruments"),
     Feature("cross_border_share",
             _dbl("AVG(CASE WHEN country_from IS NOT NULL AND country_to IS NOT NULL "
-                 "AND country_from <> country_to THEN 1.0 ELSE 0.0 END)"),
+                 f"AND country_from <> country_to THEN {ONE} ELSE {ZERO} END)"),
             lambda t: _share(t, lambda x: x.country_from is not None and x.country_to is not None
                              and x.country_from != x.country_to), "laundering routes"),
     Feature("session_mean", _dbl(f"COALESCE(AVG(session_sec), {MISSING})"),
             lambda t: _mean(_sessions(t)) if _sessions(t) else MISSING, "bots have short sessions"),
     Feature("short_session_share",
             _dbl(f"AVG(CASE WHEN session_sec IS NOT NULL AND session_sec < {SHORT_SESSION_SEC} "
-                 "THEN 1.0 ELSE 0.0 END)"),
+                 f"THEN {ONE} ELSE {ZERO} END)"),
             lambda t: _share(t, lambda x: x.session_sec is not None and x.session_sec < SHORT_SESSION_SEC),
             "scripted checkouts"),
     Feature("window_span_sec", _dbl("TIMESTAMPDIFF(SECOND, MIN(event_time), MAX(event_time))"),
             _span_sec, "how compressed the activity is"),
     Feature("velocity_per_min",
-            _dbl("COUNT(*) / (TIMESTAMPDIFF(SECOND, MIN(event_time), MAX(event_time)) / 60.0 + 1.0)"),
+            _dbl(f"{_dbl('COUNT(*)')} / ({_dbl('TIMESTAMPDIFF(SECOND, MIN(event_time), MAX(event_time))')}"
+                 f" / {SIXTY} + {ONE})"),
             lambda t: len(t) / (_span_sec(t) / 60.0 + 1.0), "events per minute of activity"),
     *(
-        Feature(f"domain_{d}", _dbl(f"MAX(CASE WHEN domain = '{d}' THEN 1.0 ELSE 0.0 END)"),
+        Feature(f"domain_{d}", _dbl(f"MAX(CASE WHEN domain = '{d}' THEN {ONE} ELSE {ZERO} END)"),
                 (lambda dom: lambda t: 1.0 if any(x.domain == dom for x in t) else 0.0)(d),
                 "patterns differ by domain")
         for d in ("fintech", "ecommerce", "gaming", "iot")
@@ -163,11 +170,15 @@ def _lookup(event: Mapping[str, object], dotted: str) -> object:
 
 
 def txn_from_event(event: Mapping[str, object], event_time: datetime) -> Txn:
-    """A contract event as a Txn; IoT readings use their value as the amount."""
+    """A contract event as a Txn; IoT readings use their value as the amount.
+
+    A text column takes JSON strings only (a number or an object nested in an unvalidated part, such
+    as shipping_address.country, counts as absent), as the Flink job's parse_event does.
+    """
     domain = str(event["domain"])
     amount_field = "value" if domain == "iot" else "amount"
     cols = {col: _lookup(event, src) for col, src in COLUMN_SOURCES[domain].items()}
     session = cols.pop("session_sec", None)
     return Txn(amount=float(event[amount_field]), event_time=event_time, domain=domain,
                session_sec=None if session is None else float(session),  # type: ignore[arg-type]
-               **{k: (None if v is None else str(v)) for k, v in cols.items()})
+               **{k: (v if isinstance(v, str) else None) for k, v in cols.items()})
