@@ -1,9 +1,10 @@
-"""Detection patterns: one SQL file per pattern, thresholds from configuration.
+"""Detection patterns in SQL: one file per pattern, everything about it in that file.
 
-Each file is a SELECT producing the alert columns (alert_id, pattern, domain, actor_id, severity,
-first_event_time, event_time, transaction_ids, measures) from the ``events`` view. Thresholds are
-``{{name}}`` placeholders filled from THRESHOLDS, which environment variables
-``PA_RULE_<PATTERN>_<NAME>`` override (docs/patterns.md lists them).
+Each ``<pattern>.sql`` is a SELECT over the ``events`` view producing the alert columns (alert_id,
+`pattern`, domain, actor_id, severity, first_event_time, event_time, transaction_ids, `measures`).
+It starts with comments: what it detects in English, why CEP or windows suit it, and its thresholds
+as ``-- @threshold name = default`` lines. The body uses them as ``{{name}}``; environment variables
+``PA_RULE_<PATTERN>_<NAME>`` override a default (docs/patterns.md lists them all).
 """
 
 from __future__ import annotations
@@ -13,21 +14,48 @@ import re
 from pathlib import Path
 
 PATTERN_DIR = Path(__file__).parent
-
-THRESHOLDS: dict[str, dict[str, float | int]] = {
-    "card_testing": {"min_purchases": 5, "max_amount": 5.0, "max_session_sec": 60, "within_minutes": 10},
-}
-
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+_THRESHOLD = re.compile(r"^--\s*@threshold\s+(\w+)\s*=\s*(\S+)\s*$")
+
+
+def enabled() -> list[str]:
+    """Every pattern with a SQL file, in name order (PA_PATTERNS=a,b restricts them)."""
+    names = sorted(p.stem for p in PATTERN_DIR.glob("*.sql"))
+    chosen = os.environ.get("PA_PATTERNS")
+    if chosen:
+        wanted = [n.strip() for n in chosen.split(",") if n.strip()]
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            raise ValueError(f"PA_PATTERNS names unknown patterns {unknown}; known: {', '.join(names)}")
+        return [n for n in names if n in wanted]
+    return names
+
+
+def _number(text: str) -> float | int:
+    return float(text) if any(c in text for c in ".eE") else int(text)
+
+
+def defaults(pattern: str) -> dict[str, float | int]:
+    """The ``@threshold`` lines of a pattern's file."""
+    found: dict[str, float | int] = {}
+    for line in (PATTERN_DIR / f"{pattern}.sql").read_text().splitlines():
+        match = _THRESHOLD.match(line.strip())
+        if match:
+            found[match.group(1)] = _number(match.group(2))
+    return found
 
 
 def thresholds(pattern: str) -> dict[str, float | int]:
     """Defaults overridden by PA_RULE_<PATTERN>_<NAME> environment variables."""
-    values = dict(THRESHOLDS[pattern])
+    values = defaults(pattern)
     for name, default in values.items():
         raw = os.environ.get(f"PA_RULE_{pattern.upper()}_{name.upper()}")
         if raw:
-            values[name] = type(default)(raw)
+            try:
+                values[name] = type(default)(raw)
+            except ValueError:
+                raise ValueError(f"PA_RULE_{pattern.upper()}_{name.upper()}={raw!r} is not a "
+                                 f"{type(default).__name__}") from None
     return values
 
 
@@ -39,12 +67,8 @@ def render(pattern: str) -> str:
     def fill(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in values:
-            raise KeyError(f"{pattern}.sql uses {{{{{name}}}}} but THRESHOLDS['{pattern}'] has no '{name}'")
+            raise KeyError(f"{pattern}.sql uses {{{{{name}}}}} but declares no '-- @threshold {name} = ...'")
         return str(values[name])
 
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     return _PLACEHOLDER.sub(fill, body)
-
-
-def enabled() -> list[str]:
-    return list(THRESHOLDS)

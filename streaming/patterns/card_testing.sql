@@ -4,6 +4,10 @@
 -- event time. Longer runs yield one alert per {{min_purchases}} purchases; the database groups them
 -- into one incident.
 -- Why MATCH_RECOGNIZE: it is a sequence over one actor's ordered events, which CEP states directly.
+-- @threshold min_purchases = 5
+-- @threshold max_amount = 5.0
+-- @threshold max_session_sec = 60
+-- @threshold within_minutes = 10
 SELECT
   CONCAT('card_testing-', first_transaction_id) AS alert_id,
   'card_testing' AS `pattern`,

@@ -5,6 +5,9 @@ interleaves running scenarios with background traffic and stamps each event with
 actually sent, so windows such as "within 10 minutes" hold in event time. The ground truth (pattern,
 partition key, transaction ids) is written apart from the events (ground_truth table or a labels
 file): the detection job never sees it.
+
+One module per domain (ecommerce.py, gaming.py, fintech.py, iot.py) registers its scenarios with
+:func:`scenario`; importing this package loads them all.
 """
 
 from __future__ import annotations
@@ -41,29 +44,25 @@ class Instance:
                 "last_event_time": self.last_event_time.isoformat() if self.last_event_time else None}
 
 
-def card_testing(rng: random.Random, n: int) -> Instance:
-    """5-8 purchases under $5 in sessions shorter than 60 s, seconds apart, from a fresh actor."""
-    index = ATTACKER_BASE + rng.randrange(10_000_000)
-    actor = behaviours.actor_id("ecommerce", index)
-    count = rng.randint(5, 8)
+ScenarioBuilder = Callable[[random.Random, int], Instance]
 
-    def purchase(now: datetime) -> dict[str, Any]:
-        event = behaviours.ecommerce(rng, index, now)
-        price = round(rng.uniform(0.5, 4.99), 2)
-        event["cart_items"] = [{"product_id": f"p-{rng.randrange(50_000):05d}", "category": "gift_cards",
-                                "price": price, "quantity": 1}]
-        event["amount"] = price
-        event["session_duration_sec"] = round(rng.uniform(4, 55), 1)
-        return event
-
-    steps = [(0.0 if i == 0 else rng.uniform(1, 10), purchase) for i in range(count)]
-    return Instance(f"card_testing-{n}-{rng.getrandbits(48):012x}", "card_testing", "ecommerce", actor, steps)
+# pattern name -> (builder, relative weight among injected instances); filled by the domain modules
+SCENARIOS: dict[str, tuple[ScenarioBuilder, float]] = {}
 
 
-# pattern name -> (builder, relative weight among injected instances)
-SCENARIOS: dict[str, tuple[Callable[[random.Random, int], Instance], float]] = {
-    "card_testing": (card_testing, 1.0),
-}
+def scenario(pattern: str, weight: float = 1.0) -> Callable[[ScenarioBuilder], ScenarioBuilder]:
+    """Register a builder of one injected pattern (decorator used by the domain modules)."""
+    def register(builder: ScenarioBuilder) -> ScenarioBuilder:
+        if pattern in SCENARIOS:
+            raise ValueError(f"scenario {pattern!r} registered twice")
+        SCENARIOS[pattern] = (builder, weight)
+        return builder
+    return register
+
+
+def new_actor_index(rng: random.Random) -> int:
+    """An attacker's actor index: above every legit population, so background never touches it."""
+    return ATTACKER_BASE + rng.randrange(10_000_000)
 
 
 def pick(rng: random.Random, n: int, patterns: tuple[str, ...] | None = None) -> Instance:
@@ -72,3 +71,7 @@ def pick(rng: random.Random, n: int, patterns: tuple[str, ...] | None = None) ->
         raise ValueError(f"no known pattern among {patterns}; known: {', '.join(SCENARIOS)}")
     name = rng.choices(names, weights=[SCENARIOS[p][1] for p in names])[0]
     return SCENARIOS[name][0](rng, n)
+
+
+# The domain modules register themselves on import (at the end: they use the names above).
+from streaming.scenarios import ecommerce  # noqa: E402,F401
