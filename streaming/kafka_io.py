@@ -49,6 +49,10 @@ class EventProducer:
                 self._producer.poll(0.1)
         self._producer.poll(0)
 
+    def flush_now(self, timeout_s: float = 30.0) -> int:
+        """Wait until everything sent so far is delivered; return how many are still queued."""
+        return self._producer.flush(timeout_s)
+
     def close(self, timeout_s: float = 30.0) -> int:
         """Flush; return how many events are still undelivered (0 when all reached the broker)."""
         return self._producer.flush(timeout_s)
