@@ -5,6 +5,7 @@ PY := python3
 STACK := $(PY) -m patternalarm.stack
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH),)
 STREAMING_PY = $$($(PY) scripts/envs.py python streaming)
+AIRFLOW_PY = $$($(PY) scripts/envs.py python airflow)
 
 .PHONY: help setup up down status urls demo test test-unit replay generate evaluate train retrain backtest
 
@@ -43,3 +44,7 @@ evaluate: ## incidents versus ground truth: precision, recall, F1 per pattern, d
 generate: ## write events to a file offline: make generate OUT=events.jsonl DURATION=10m [MODE=NORMAL]
 	@$(STREAMING_PY) -m streaming.generator --out "$${OUT:-var/events.jsonl}" --duration "$${DURATION:-10m}" \
 	  --mode "$${MODE:-NORMAL}" --no-truth-db --truth-file "$${TRUTH:-var/ground_truth.jsonl}"
+
+train: ## quickstart model: 30 generated minutes (seeded), Spark forest, registered in MLflow as champion [ARGS=...]
+	@$(STACK) up postgres mlflow
+	@$(AIRFLOW_PY) -m spark_jobs.train --quickstart $(ARGS)

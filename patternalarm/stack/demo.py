@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from patternalarm import config
+from patternalarm import config, model_registry
 from patternalarm.config import REPO_ROOT, Settings
 from patternalarm.stack import postgres, services
 from patternalarm.stack.__main__ import up, urls
@@ -63,6 +63,25 @@ def _line(elapsed: float, gen: dict[str, object], snap: dict[str, object]) -> st
             f" | latency p50 {snap['p50_ms']} ms p99 {snap['p99_ms']} ms")
 
 
+def ensure_model(settings: Settings) -> None:
+    """A fresh registry has no champion, so alerts would go unscored: train `make train`'s quickstart
+    model first (1-2 minutes; it registers, promotes and tells the scoring service to reload)."""
+    try:
+        version = model_registry.champion_version(settings)
+    except model_registry.RegistryUnavailable as exc:
+        print(f"demo: cannot check the model registry ({exc}); alerts may stay unscored", file=sys.stderr)
+        return
+    if version is not None:
+        print(f"== model: {settings.model_name} v{version} is {settings.model_alias}")
+        return
+    print(f"== model: no {settings.model_name}@{settings.model_alias} yet: training the quickstart model (make train)",
+          flush=True)
+    cmd = [services.venv_python("airflow"), "-m", "spark_jobs.train", "--quickstart"]
+    done = subprocess.run(cmd, env={**os.environ, **services.component_env(settings)}, cwd=REPO_ROOT)
+    if done.returncode != 0:
+        print("demo: training failed (see above); the demo goes on with alerts unscored", file=sys.stderr)
+
+
 def main(args: list[str]) -> int:
     settings = config.load()
     duration = os.environ.get("DURATION", "")
@@ -71,6 +90,7 @@ def main(args: list[str]) -> int:
     if up([]) != 0:
         print("demo: the stack did not come up; `make status` shows which service and its log", file=sys.stderr)
         return 1
+    ensure_model(settings)
     since = datetime.now(timezone.utc).isoformat()
     run_id = f"demo-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
     stats_file = settings.resolved_var_dir() / "run" / f"{run_id}.json"
