@@ -1,8 +1,9 @@
 """The event contract: the one definition of what travels on the events topic.
 
-The generator writes it, ``make replay`` checks files against it, the Flink job's SQL validation is
-generated from it (streaming/sql_builder.py) and tests pin both against the same examples, so a field
-is added here or nowhere. See docs/event-contract.md for the prose version.
+The generator writes it, ``make replay`` checks files against it, and the Flink job validates with a
+JVM table function (streaming/udf) that receives :func:`contract_spec` as a JSON literal, so the JVM
+applies these very definitions; tests run one corpus through both validators. A field is added here or
+nowhere. See docs/event-contract.md for the prose version.
 
 One JSON object per Kafka message, key = ``actor_id``, snake_case. Ground truth (injected pattern,
 fraud flag) never travels with an event: the generator records it separately.
@@ -10,9 +11,11 @@ fraud flag) never travels with an event: the generator records it separately.
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import MINYEAR, datetime, timezone
 from typing import Any, Mapping
 
 DOMAINS = ("fintech", "ecommerce", "gaming", "iot")
@@ -62,15 +65,38 @@ DOMAIN_FIELDS: dict[str, tuple[Field, ...]] = {
 ADDRESS_FIELDS = ("street", "city", "state", "zip", "country")
 CART_ITEM_FIELDS = ("product_id", "category", "price", "quantity")
 
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# The only timestamp form, as a fixed-width layout: each letter stands for one ASCII digit of a part,
+# any other character for itself. A timestamp must also name a real moment (month 1-12, a day the
+# month has, hour < 24, minute and second < 60, year >= MINYEAR). Not strptime, which also takes
+# one-digit fields, a lowercase 't' and non-ASCII digits. The JVM validator checks the same layout
+# character by character (a regex there cost a tenth of the job's CPU).
+TIMESTAMP_LAYOUT = "YYYY-MM-DDThh:mm:ss.fffZ"
+TIMESTAMP_PARTS = {"Y": "year", "M": "month", "D": "day", "h": "hour", "m": "minute", "s": "second",
+                   "f": "millisecond"}
 
-# Rejection reasons. They carry no values so the Flink job's SQL can produce the very same text
-# (tests compare the two); the dead-letter record keeps the original payload beside the reason.
+
+def _layout_regex(layout: str) -> str:
+    """The layout as a regex: a group of ASCII digits per run of one part's letter, the rest literal."""
+    runs = [(ch, len(list(group))) for ch, group in itertools.groupby(layout)]
+    return "".join(f"([0-9]{{{n}}})" if ch in TIMESTAMP_PARTS else re.escape(ch * n) for ch, n in runs)
+
+
+TIMESTAMP_PATTERN = _layout_regex(TIMESTAMP_LAYOUT)
+_TIMESTAMP_RE = re.compile(TIMESTAMP_PATTERN)
+_TIMESTAMP_GROUPS = [TIMESTAMP_PARTS[ch] for ch, _ in itertools.groupby(TIMESTAMP_LAYOUT) if ch in TIMESTAMP_PARTS]
+
+# Rejection reasons. They carry no values so the JVM validator reproduces the very same text (tests
+# compare the two); the dead-letter record keeps the original payload beside the reason.
 MALFORMED_JSON = "malformed JSON"
 NOT_AN_OBJECT = "event is not a JSON object"
 UNKNOWN_DOMAIN = f"unknown domain; expected one of {', '.join(DOMAINS)}"
 BAD_TIMESTAMP = "timestamp is not ISO-8601 UTC with milliseconds, e.g. 2026-01-31T12:00:00.000Z"
 IOT_DEVICE_MISMATCH = "iot events must have device_id equal to actor_id"
+
+# Checked last, in this order: (domain, field, other field that must hold the same string, reason).
+SAME_VALUE_RULES: tuple[tuple[str, str, str, str], ...] = (
+    ("iot", "device_id", "actor_id", IOT_DEVICE_MISMATCH),
+)
 
 
 def missing_field(name: str, domain: str) -> str:
@@ -96,10 +122,13 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def parse_timestamp(text: str) -> datetime:
-    if not isinstance(text, str) or len(text) != 24 or not text.endswith("Z"):
+    match = _TIMESTAMP_RE.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
         raise InvalidEvent(BAD_TIMESTAMP)
-    try:
-        return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+    part = dict(zip(_TIMESTAMP_GROUPS, map(int, match.groups())))
+    try:  # datetime refuses year 0, month 13, Feb 30, hour 24, second 60
+        return datetime(part["year"], part["month"], part["day"], part["hour"], part["minute"], part["second"],
+                        part["millisecond"] * 1000, tzinfo=timezone.utc)
     except ValueError as exc:
         raise InvalidEvent(BAD_TIMESTAMP) from exc
 
@@ -119,7 +148,7 @@ def fields_for(domain: str) -> tuple[Field, ...]:
 
 
 def validate(event: Any) -> None:
-    """Raise InvalidEvent naming the first broken rule; the order matches the Flink SQL validation."""
+    """Raise InvalidEvent naming the first broken rule; the JVM validator follows contract_spec(), same order."""
     if not isinstance(event, Mapping):
         raise InvalidEvent(NOT_AN_OBJECT)
     domain = event.get("domain")
@@ -134,8 +163,31 @@ def validate(event: Any) -> None:
         if not _kind_matches(value, f.kind):
             raise InvalidEvent(wrong_kind(f.name, f.kind))
     parse_timestamp(event["timestamp"])
-    if domain == "iot" and event["device_id"] != event["actor_id"]:
-        raise InvalidEvent(IOT_DEVICE_MISMATCH)
+    for rule_domain, field, other, reason in SAME_VALUE_RULES:
+        if domain == rule_domain and event[field] != event[other]:
+            raise InvalidEvent(reason)
+
+
+def contract_spec() -> dict[str, Any]:
+    """The contract as JSON-ready data for the JVM validator (streaming/udf, ParseEvent).
+
+    Everything the validator needs, in the order :func:`validate` checks it, with every reason text
+    already produced by this module's own functions, so the JVM never builds a message itself.
+    """
+    return {
+        "malformed_json": MALFORMED_JSON,
+        "not_an_object": NOT_AN_OBJECT,
+        "unknown_domain": UNKNOWN_DOMAIN,
+        "domains": {
+            domain: [{"name": f.name, "kind": f.kind, "required": f.required,
+                      "missing": missing_field(f.name, domain), "wrong_kind": wrong_kind(f.name, f.kind)}
+                     for f in fields_for(domain)]
+            for domain in DOMAINS
+        },
+        "timestamp": {"field": "timestamp", "layout": TIMESTAMP_LAYOUT, "parts": TIMESTAMP_PARTS,
+                      "min_year": MINYEAR, "reason": BAD_TIMESTAMP},
+        "same_value": [{"domain": d, "field": f, "other": o, "reason": r} for d, f, o, r in SAME_VALUE_RULES],
+    }
 
 
 def _reject_constant(name: str) -> None:

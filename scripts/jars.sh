@@ -6,7 +6,9 @@
 # .complete marker exists; it is built under a temporary name and renamed, so an interrupted fetch
 # leaves nothing that looks usable. When the folder is already complete this prints and exits at once.
 #
-# Output (eval-friendly):  KAFKA_JARS=/abs/path   FLINK_JARS=/abs/path
+# It also builds the job's own table function through scripts/udf.sh (same caching rules).
+#
+# Output (eval-friendly):  KAFKA_JARS=/abs/path   FLINK_JARS=/abs/path   UDF_JAR=/abs/path
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +20,7 @@ dest="$cache/jars/$hash"
 print_paths() {
   echo "KAFKA_JARS=$dest/kafka"
   echo "FLINK_JARS=$dest/flink"
+  bash "$repo/scripts/udf.sh"
 }
 
 if [[ -f "$dest/.complete" ]]; then

@@ -61,6 +61,22 @@ def jar_folder(settings: Settings, kind: str) -> Path:
     return base / kind
 
 
+def udf_jar(settings: Settings) -> Path:
+    """The detection job's table-function jar (streaming/udf), built by scripts/udf.sh if missing.
+
+    Always asks the script, which hashes the module's sources (milliseconds when the jar exists), so
+    the hash that names the folder is defined in one place.
+    """
+    env = {**os.environ, "PATTERNALARM_CACHE": str(settings.resolved_cache_dir())}
+    proc = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "udf.sh")], env=env, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("UDF_JAR=")]
+    jar = Path(lines[-1].split("=", 1)[1]) if lines else None
+    if proc.returncode != 0 or jar is None or not jar.exists():
+        raise KafkaError(f"could not build the job's UDF jar: {proc.stderr.strip()[-2000:]}\n"
+                         "fix the error above and run scripts/udf.sh")
+    return jar
+
+
 def _java() -> str:
     home = os.environ.get("JAVA_HOME")
     java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
@@ -432,6 +448,7 @@ def main(argv: list[str]) -> int:
         elif verb == "jars":
             print(jar_folder(settings, "kafka"))
             print(jar_folder(settings, "flink"))
+            print(udf_jar(settings))
         else:
             print(__doc__, file=sys.stderr)
             return 2

@@ -104,7 +104,8 @@ def _serving_status(settings: Settings) -> tuple[bool, str]:
 
 def _job_start(settings: Settings) -> None:
     python = venv_python("streaming")
-    env = {**component_env(settings), "PA_FLINK_JARS": str(kafka_broker.jar_folder(settings, "flink"))}
+    env = {**component_env(settings), "PA_FLINK_JARS": str(kafka_broker.jar_folder(settings, "flink")),
+           "PA_UDF_JAR": str(kafka_broker.udf_jar(settings))}
     processes.start(settings, "detection-job", [python, "-m", "streaming.detection_job"], env=env)
     processes.wait_until(lambda: _job_status(settings)[0], "the job RUNNING in Flink's REST API", 180, settings,
                          "detection-job")

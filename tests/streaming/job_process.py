@@ -22,6 +22,7 @@ class DetectionJob:
     def start(self, resume: bool = True, timeout_s: float = 180) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TZ": "UTC",
                "PA_FLINK_JARS": str(kafka_broker.jar_folder(self.settings, "flink")),
+               "PA_UDF_JAR": str(kafka_broker.udf_jar(self.settings)),
                "PA_FLINK_RESUME": "1" if resume else "0"}
         offset = self.log.stat().st_size if self.log.exists() else 0
         out = self.log.open("ab")
