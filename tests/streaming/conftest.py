@@ -16,6 +16,10 @@ from patternalarm.stack import kafka_broker
 from tests.streaming.job_process import DetectionJob
 from tests.support.databases import scratch_database
 
+# The broker belongs to the stack's var/ (its pid file lives there). Read it now, before any fixture
+# points PA_VAR_DIR at a test run's own folder.
+STACK_SETTINGS = config.load()
+
 ISOLATED = ("PA_TOPIC_EVENTS", "PA_TOPIC_ALERTS", "PA_TOPIC_DEAD_LETTER", "PA_VAR_DIR", "PA_FLINK_REST_PORT",
             "PA_PG_DATABASE")
 
@@ -27,8 +31,7 @@ def isolated_run(var_dir: Path) -> Iterator[Settings]:
     run = uuid.uuid4().hex[:8]
     try:
         with scratch_database():
-            shared = config.load()  # the broker belongs to the stack's var/, not to this run
-            kafka_broker.start(shared)
+            kafka_broker.start(STACK_SETTINGS)
             os.environ.update(PA_TOPIC_EVENTS=f"test-{run}.events", PA_TOPIC_ALERTS=f"test-{run}.alerts",
                               PA_TOPIC_DEAD_LETTER=f"test-{run}.dead-letter")
             kafka_broker.ensure_topics(config.load())
