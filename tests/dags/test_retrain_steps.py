@@ -1,0 +1,79 @@
+"""The retraining DAG's steps on their own: extraction from a scratch database, the GX checkpoint,
+the gate's rule and the deployment record (no Spark, no MLflow: those run in test_fraud_model_retrain_dag.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from expectations import training_set
+from patternalarm.stack import postgres
+from spark_jobs import retrain
+from tests.dags import retrain_data
+from tests.support.databases import scratch_database
+
+
+@pytest.fixture(scope="module")
+def seeded() -> object:
+    with scratch_database("pa_retrain") as settings:
+        retrain_data.seed(settings)
+        yield settings
+
+
+def test_extract_labels_reviewed_and_sampled_windows(seeded: object, tmp_path: Path) -> None:
+    params = retrain.ExtractParams(sample_rate=0.2, now=retrain_data.end_of_data())
+    path = retrain.extract(seeded, tmp_path, params)
+    rows = retrain.read_rows(path)
+    lineage = json.loads((tmp_path / retrain.LINEAGE_FILE).read_text())
+    assert list(rows[0]) == retrain.COLUMNS
+    assert lineage["rows"] == len(rows)
+    reviewed = [r for r in rows if r["source"] == "reviewed"]
+    sampled = [r for r in rows if r["source"] == "sample"]
+    # every window overlapping a verdict is in, labelled by it: 80 fraud (confirmed), 50 legit (false positives)
+    assert sum(float(r["label"]) for r in reviewed) == 80 and len(reviewed) == 130
+    # the sample is about 20% of the 2,270 unalerted windows, and holds missed frauds from ground truth
+    assert 350 < len(sampled) < 560 and any(float(r["label"]) == 1.0 for r in sampled)
+    # idempotent: the same parameters give the same file
+    again = retrain.extract(seeded, tmp_path / "again", params)
+    assert again.read_text() == path.read_text()
+
+
+def test_label_delay_keeps_recent_unreviewed_windows_out(seeded: object, tmp_path: Path) -> None:
+    params = retrain.ExtractParams(sample_rate=1.0, label_delay_hours=0.5, now=retrain_data.end_of_data())
+    rows = retrain.read_rows(retrain.extract(seeded, tmp_path, params))
+    sampled_starts = {r["window_start"] for r in rows if r["source"] == "sample"}
+    assert max(sampled_starts) < "2026-03-01T00:31:00Z"  # 61 minutes of data, last 30 not yet labelled
+
+
+def test_checkpoint_passes_a_good_set_and_stops_an_empty_one(seeded: object, tmp_path: Path) -> None:
+    path = retrain.extract(seeded, tmp_path, retrain.ExtractParams(sample_rate=0.2, now=retrain_data.end_of_data()))
+    summary = training_set.run_checkpoint(path, tmp_path / "var", "good")
+    assert summary["success"] and summary["failed"] == []
+    assert Path(summary["data_docs"]).is_file()
+    empty = tmp_path / "empty.csv"
+    empty.write_text(",".join(retrain.COLUMNS) + "\n")
+    with pytest.raises(training_set.TrainingSetInvalid, match="expect_table_row_count_to_be_between"):
+        training_set.run_checkpoint(empty, tmp_path / "var", "empty")
+
+
+def test_gate_rule() -> None:
+    new, champion = {"roc_auc": 0.9, "average_precision": 0.70}, {"roc_auc": 0.9, "average_precision": 0.65}
+    assert retrain.decide(new, None, "average_precision", 0.0)[0] == "promoted"
+    assert retrain.decide(new, champion, "average_precision", 0.01)[0] == "promoted"
+    assert retrain.decide(new, champion, "average_precision", 0.10)[0] == "challenger"
+    assert retrain.decide(new, champion, "roc_auc", 0.001)[0] == "challenger"
+    with pytest.raises(ValueError, match="use one of"):
+        retrain.decide(new, champion, "accuracy", 0.0)
+
+
+def test_deployment_record_is_one_row_per_run_and_version(seeded: object) -> None:
+    decision = retrain.GateDecision("challenger", "challenger", "7", "3", "average_precision", 0.01,
+                                    new={"average_precision": 0.5}, champion={"average_precision": 0.6})
+    first = retrain.record_deployment(seeded, decision, "manual:test", "run-1", None)
+    decision.decided, decision.alias = "promoted", "champion"
+    assert retrain.record_deployment(seeded, decision, "manual:test", "run-1", "serving v7") == first
+    out = postgres.psql(seeded, "SELECT version, alias, decided, triggered_by, metrics->>'champion_version' "
+                                "FROM model_deployments WHERE run_id = 'run-1'")
+    assert out.split("|") == ["7", "champion", "promoted", "manual:test", "3"]
