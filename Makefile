@@ -48,3 +48,7 @@ generate: ## write events to a file offline: make generate OUT=events.jsonl DURA
 train: ## quickstart model: 30 generated minutes (seeded), Spark forest, registered in MLflow as champion [ARGS=...]
 	@$(STACK) up postgres mlflow
 	@$(AIRFLOW_PY) -m spark_jobs.train --quickstart $(ARGS)
+
+retrain: ## run the fraud_model_retrain DAG to completion (extract, GX, Spark, gate, swap, record) [CONF='{"gate_margin":0.02}']
+	@$(STACK) up postgres mlflow
+	@$(AIRFLOW_PY) scripts/retrain.py $(if $(CONF),--conf '$(CONF)',)
