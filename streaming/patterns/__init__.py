@@ -4,7 +4,9 @@ Each ``<pattern>.sql`` is a SELECT over the ``events`` view producing the alert 
 `pattern`, domain, actor_id, severity, first_event_time, event_time, transaction_ids, `measures`).
 It starts with comments: what it detects in English, why CEP or windows suit it, and its thresholds
 as ``-- @threshold name = default`` lines. The body uses them as ``{{name}}``; environment variables
-``PA_RULE_<PATTERN>_<NAME>`` override a default (docs/patterns.md lists them all).
+``PA_RULE_<PATTERN>_<NAME>`` override a default (docs/patterns.md lists them all). A default is a
+number or a comma-separated list of codes (``KY,PA,BZ,VG``), which the body gets as SQL string
+literals for an ``IN (...)``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from pathlib import Path
 PATTERN_DIR = Path(__file__).parent
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _THRESHOLD = re.compile(r"^--\s*@threshold\s+(\w+)\s*=\s*(\S+)\s*$")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_CODE = re.compile(r"[A-Za-z0-9_]+")  # list items go into SQL literals: no quotes, no spaces
+
+Threshold = float | int | tuple[str, ...]
 
 
 def enabled() -> list[str]:
@@ -35,28 +41,43 @@ def _number(text: str) -> float | int:
     return float(text) if any(c in text for c in ".eE") else int(text)
 
 
-def defaults(pattern: str) -> dict[str, float | int]:
+def _codes(text: str) -> tuple[str, ...]:
+    codes = tuple(c.strip() for c in text.split(","))
+    if not all(_CODE.fullmatch(c) for c in codes):
+        raise ValueError(f"{text!r} is not a comma-separated list of codes like KY,PA,BZ,VG")
+    return codes
+
+
+def _value(text: str) -> Threshold:
+    return _number(text) if _NUMBER.fullmatch(text) else _codes(text)
+
+
+def defaults(pattern: str) -> dict[str, Threshold]:
     """The ``@threshold`` lines of a pattern's file."""
-    found: dict[str, float | int] = {}
+    found: dict[str, Threshold] = {}
     for line in (PATTERN_DIR / f"{pattern}.sql").read_text().splitlines():
         match = _THRESHOLD.match(line.strip())
         if match:
-            found[match.group(1)] = _number(match.group(2))
+            found[match.group(1)] = _value(match.group(2))
     return found
 
 
-def thresholds(pattern: str) -> dict[str, float | int]:
+def thresholds(pattern: str) -> dict[str, Threshold]:
     """Defaults overridden by PA_RULE_<PATTERN>_<NAME> environment variables."""
     values = defaults(pattern)
     for name, default in values.items():
         raw = os.environ.get(f"PA_RULE_{pattern.upper()}_{name.upper()}")
         if raw:
+            kind = "list of codes" if isinstance(default, tuple) else type(default).__name__
             try:
-                values[name] = type(default)(raw)
+                values[name] = _codes(raw) if isinstance(default, tuple) else type(default)(raw)
             except ValueError:
-                raise ValueError(f"PA_RULE_{pattern.upper()}_{name.upper()}={raw!r} is not a "
-                                 f"{type(default).__name__}") from None
+                raise ValueError(f"PA_RULE_{pattern.upper()}_{name.upper()}={raw!r} is not a {kind}") from None
     return values
+
+
+def _sql(value: Threshold) -> str:
+    return ", ".join(f"'{c}'" for c in value) if isinstance(value, tuple) else str(value)
 
 
 def render(pattern: str) -> str:
@@ -68,7 +89,7 @@ def render(pattern: str) -> str:
         name = match.group(1)
         if name not in values:
             raise KeyError(f"{pattern}.sql uses {{{{{name}}}}} but declares no '-- @threshold {name} = ...'")
-        return str(values[name])
+        return _sql(values[name])
 
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     return _PLACEHOLDER.sub(fill, body)
