@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from patternalarm.config import REPO_ROOT
 from patternalarm.features import FEATURE_NAMES
 from tests.serving import factories
 
@@ -20,7 +21,8 @@ def test_health_is_200_with_real_checks(client: TestClient, champion: str) -> No
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["status"] == "ok" and body["model_version"] == champion
-    assert body["database"]["ok"] and "schema at 002" in body["database"]["detail"]
+    latest = max(p.stem for p in (REPO_ROOT / "sql" / "migrations").glob("*.sql"))
+    assert body["database"]["ok"] and f"schema at {latest}" in body["database"]["detail"]
     assert body["model"]["ok"] and body["registry"]["ok"]
 
 

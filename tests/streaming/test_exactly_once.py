@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ def test_kill_and_restart_loses_and_doubles_nothing(tmp_path: Path) -> None:
         assert len(truth) >= 3, "the run should inject several card-testing instances"
 
         expected = {t["actor_id"] for t in truth}
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a bound for a loaded machine, not a latency assertion
         found: list[tuple[Any, ...]] = []
         while time.monotonic() < deadline:
             found = query(settings, "SELECT actor_id, count(*) FROM incidents WHERE pattern = 'card_testing' "
@@ -70,7 +70,10 @@ def test_kill_and_restart_loses_and_doubles_nothing(tmp_path: Path) -> None:
         job.kill()
 
         incidents = dict(found)
-        assert set(incidents) == expected, "lost or invented incidents"
+        processed = query(settings, "SELECT coalesce(sum(valid_events), 0) FROM stream_throughput")[0][0]
+        assert set(incidents) == expected, (f"lost or invented incidents: {len(expected - set(incidents))} missing, "
+                                            f"{len(set(incidents) - expected)} extra of {len(expected)}; "
+                                            f"{len(sent)} events sent, {processed} processed (counts restarts twice)")
         assert all(n == 1 for n in incidents.values()), f"doubled incidents: {incidents}"
         alerts = query(settings, "SELECT actor_id, count(*) FROM alerts GROUP BY actor_id")
         expected_alerts = Counter({t["actor_id"]: len(t["transaction_ids"]) // 5 for t in truth})
