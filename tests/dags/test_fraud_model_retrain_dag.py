@@ -9,6 +9,7 @@ model is promoted (no champion yet); a much weaker one (one stump) is not promot
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,69 @@ def test_first_model_is_promoted_then_a_worse_one_is_only_challenger(env: Any, d
                                  "(metrics->'champion'->>'average_precision')::float FROM model_deployments "
                                  "WHERE version = '2'")
     assert metrics == "t"
+
+
+@pytest.fixture()
+def scoring_service(env: Any, mlflow_server: str, tmp_path: Path) -> Iterator[str]:  # noqa: F811
+    """Our own scoring service (serving venv) on a free port, serving the private registry's champion;
+    PA_SERVING_PORT points the DAG's serve task at it while it lives."""
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    from tests.model.conftest import _free_port
+
+    python = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "envs.py"), "python", "serving"],
+                            check=True, capture_output=True, text=True).stdout.strip()
+    port = _free_port()
+    child_env = {**os.environ, "PA_MLFLOW_URL": mlflow_server, "PA_SERVING_PORT": str(port),
+                 "PA_SERVING_HOST": "127.0.0.1", "PYTHONPATH": str(REPO_ROOT)}
+    log = (tmp_path / "serving.log").open("w")
+    proc = subprocess.Popen([python, "-m", "serving"], env=child_env, cwd=REPO_ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    previous = os.environ.get("PA_SERVING_PORT")
+    os.environ["PA_SERVING_PORT"] = str(port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120  # a bound on startup, not an assertion about speed
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/predict/health", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"scoring service did not start; see {tmp_path / 'serving.log'}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        if previous is None:
+            os.environ.pop("PA_SERVING_PORT", None)
+        else:
+            os.environ["PA_SERVING_PORT"] = previous
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_a_better_model_is_promoted_and_served(env: Any, dag: Any, mlflow_server: str,  # noqa: F811
+                                               scoring_service: str) -> None:
+    import json
+    import urllib.request
+
+    from mlflow.tracking import MlflowClient
+
+    # after the previous test: v1 a forest, v2 a stump; make the stump the champion to beat
+    MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server).set_registered_model_alias(
+        "patternalarm-fraud", "champion", "2")
+    run = dag.test(run_conf=conf(mlflow_server, verify_serving=True, gate_margin=0.01))
+    assert run.state == DagRunState.SUCCESS, states(run)
+    assert aliases(mlflow_server)["champion"] == "3"
+    assert deployments(env)[-1][:3] == ["3", "champion", "promoted"]
+    with urllib.request.urlopen(f"{scoring_service}/predict/health", timeout=10) as resp:
+        assert str(json.loads(resp.read())["model_version"]) == "3"
+    served = postgres.psql(env, "SELECT serving FROM model_deployments WHERE version = '3'")
+    assert served.startswith("serving v3")
