@@ -189,7 +189,7 @@ def test_scenarios_record_the_partition_key_and_have_their_pattern_shape() -> No
         key, txns = instance["actor_id"], [by_id[t] for t in instance["transaction_ids"]]
         outgoing = [e for e in txns if e["account_from"] == key]
         span = (events.parse_timestamp(txns[-1]["timestamp"]) - events.parse_timestamp(txns[0]["timestamp"]))
-        assert span < timedelta(minutes=5), "instances stay short in real time"
+        assert span <= timedelta(seconds=100), "instances stay short in real time (make demo waits for them)"
         if instance["pattern"] == "structuring":
             assert len(outgoing) == len(txns) >= 3 and all(9_000 <= e["amount"] <= 9_999.99 for e in txns)
         elif instance["pattern"] == "synthetic_identity":
