@@ -149,4 +149,6 @@ def load() -> Settings:
 
 def describe() -> list[tuple[str, str, str]]:
     """(variable, default, meaning) rows: the source of docs/configuration.md."""
-    return [(f.metadata["env"], str(f.default), f.metadata["doc"]) for f in fields(Settings)]
+    # Defaults under the checkout are shown relative to it, so the page is the same in every clone.
+    return [(f.metadata["env"], str(f.default).replace(str(REPO_ROOT), "<repo>"), f.metadata["doc"])
+            for f in fields(Settings)]

@@ -13,10 +13,11 @@ from streaming.load_profile import MODES_PER_MIN, Pacer, rate_function
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
-def generate(seed: int, seconds: float = 120, rate: float = 10_000, fraud: float = 0.01):
+def generate(seed: int, seconds: float = 120, rate: float = 10_000, fraud: float = 0.01,
+             patterns: tuple[str, ...] | None = None):
     sent: list[dict] = []
     truth: list[dict] = []
-    stream = EventStream(seed, fraud, "run-test")
+    stream = EventStream(seed, fraud, "run-test", patterns)
     run_offline(stream, sent.append, truth.append, rate, seconds, START)
     return sent, truth
 
@@ -40,7 +41,7 @@ def test_offline_rate_and_validity() -> None:
 
 
 def test_ground_truth_lists_exactly_the_injected_card_testing_events() -> None:
-    sent, truth = generate(2, fraud=0.02)
+    sent, truth = generate(2, fraud=0.02, patterns=("card_testing",))
     by_id = {e["transaction_id"]: e for e in sent}
     for instance in truth:
         assert instance["pattern"] == "card_testing"
