@@ -40,9 +40,17 @@ def base(rng: random.Random, domain: str, actor: str, now: datetime) -> dict[str
             "ip_address": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"}
 
 
+HOUSEHOLD_SIZE = 2
+
+
 def address(rng: random.Random, index: int) -> dict[str, str]:
-    street, city, state, zip_code = CITIES[index % len(CITIES)]
-    return {"street": f"{index % 997} {street.split(' ', 1)[1]}", "city": city, "state": state,
+    """The actor's home: actors index // HOUSEHOLD_SIZE share one, and no two households share an
+    address (street number and city from the household number). promo_abuse fires on orders from 4
+    users to one address within a day, so a background where every address housed ~5 shoppers (as
+    `index % 997` did) would be all alerts; real couples and flatmates are the near miss it must allow."""
+    household = index // HOUSEHOLD_SIZE
+    street, city, state, zip_code = CITIES[household % len(CITIES)]
+    return {"street": f"{household // len(CITIES) + 1} {street.split(' ', 1)[1]}", "city": city, "state": state,
             "zip": zip_code, "country": "US"}
 
 
@@ -73,6 +81,18 @@ def fintech(rng: random.Random, actor_index: int, now: datetime) -> dict[str, An
     return event
 
 
+# A legit cart holding electronics stays at $500 or under. A generated stream meets every shopper for
+# the first time, so to friendly_fraud ("no purchase in 30 days, then 2 electronics carts over $500
+# within 1 h") any shopper's first two big carts would look like a new account's burst; in production
+# the job's state knows their earlier purchases.
+ELECTRONICS_CART_LIMIT = 500.0
+
+
+def _over_electronics_limit(items: list[dict[str, Any]]) -> bool:
+    total = sum(i["price"] * i["quantity"] for i in items)
+    return total > ELECTRONICS_CART_LIMIT and any(i["category"] == "electronics" for i in items)
+
+
 def ecommerce(rng: random.Random, actor_index: int, now: datetime) -> dict[str, Any]:
     window_shopper = actor_index % 4 == 0
     items = []
@@ -81,6 +101,8 @@ def ecommerce(rng: random.Random, actor_index: int, now: datetime) -> dict[str, 
         price = min(price, 450.0)
         items.append({"product_id": f"p-{rng.randrange(50_000):05d}", "category": rng.choice(CATEGORIES),
                       "price": price, "quantity": 1})
+    while len(items) > 1 and _over_electronics_limit(items):
+        items.pop()  # the rest of the cart waits for another day (no draw from rng: the stream is unchanged)
     home = address(rng, actor_index)
     event = base(rng, "ecommerce", actor_id("ecommerce", actor_index), now)
     event.update(user_id=event["actor_id"], cart_items=items,
@@ -92,15 +114,25 @@ def ecommerce(rng: random.Random, actor_index: int, now: datetime) -> dict[str, 
     return event
 
 
+# Legit players pay $100 or more from their wallet, never straight by card. A generated stream meets
+# every player for the first time, so to chargeback_fraud ("first seen < 24 h, 2 card purchases of
+# $100+ within 1 h") each whale would look like a brand-new account; in production the job's state
+# has known them for months. (Draws from rng are unchanged: a seed gives the same stream otherwise.)
+CARD_TOP_UP_LIMIT = 100.0
+
+
 def gaming(rng: random.Random, actor_index: int, now: datetime) -> dict[str, Any]:
     kind = actor_index % 10  # 0: whale, 1-3: grinder, rest casual
     typical = 60.0 if kind == 0 else 8.0 if kind <= 3 else 15.0
     event = base(rng, "gaming", actor_id("gaming", actor_index), now)
-    event.update(player_id=event["actor_id"], game_id=f"game-{actor_index % 40:02d}",
-                 item_type=rng.choice(("skin", "currency", "battle_pass", "loot_box")),
-                 item_name=f"item-{rng.randrange(500):03d}",
-                 amount=round(max(5.0, rng.lognormvariate(math.log(typical), 0.6)), 2), currency="USD",
-                 payment_method=rng.choice(("credit_card", "paypal", "wallet")),
+    item_type = rng.choice(("skin", "currency", "battle_pass", "loot_box"))
+    item_name = f"item-{rng.randrange(500):03d}"
+    amount = round(max(5.0, rng.lognormvariate(math.log(typical), 0.6)), 2)
+    payment = rng.choice(("credit_card", "paypal", "wallet"))
+    if payment == "credit_card" and amount >= CARD_TOP_UP_LIMIT:
+        payment = "wallet"
+    event.update(player_id=event["actor_id"], game_id=f"game-{actor_index % 40:02d}", item_type=item_type,
+                 item_name=item_name, amount=amount, currency="USD", payment_method=payment,
                  device_id=f"gdev-{actor_index:06d}", session_length_sec=round(rng.uniform(120, 7200), 1))
     return event
 

@@ -75,4 +75,5 @@ def pick(rng: random.Random, n: int, patterns: tuple[str, ...] | None = None) ->
 
 # The domain modules register themselves on import (at the end: they use the names above).
 from streaming.scenarios import ecommerce  # noqa: E402,F401
+from streaming.scenarios import gaming  # noqa: E402,F401
 from streaming.scenarios import fintech  # noqa: E402,F401

@@ -1,0 +1,64 @@
+-- gaming chargeback_fraud
+-- A player first seen less than {{new_for_hours}} h earlier makes {{min_purchases}} credit-card
+-- purchases of ${{min_amount}} or more within {{within_minutes}} minutes of event time: a fresh account
+-- spending big on a card it will dispute (or a stolen one) before anyone can look. Longer runs yield
+-- one alert per {{min_purchases}} purchases; the database groups them into one incident.
+-- Why an OVER window, then MATCH_RECOGNIZE: "first seen" is a running minimum over all of the
+-- player's history, which an unbounded OVER window (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT
+-- ROW) keeps as one value per player; CEP has no memory beyond its WITHIN. The burst is then a
+-- sequence of the young player's big card purchases, which CEP states directly; it reads only those,
+-- so the player's other purchases in between do not break it.
+-- State: the OVER window holds one MIN per player (plus the rows waiting for the watermark); the
+-- number of players grows with the population, not with time. Bounding it would take a state TTL
+-- (table.exec.state.ttl, global to the job) longer than {{new_for_hours}} h plus the longest silence
+-- we accept, or a returning player would look new again. CEP buffers only big card purchases of
+-- players younger than {{new_for_hours}} h and WITHIN drops a partial match after
+-- {{within_minutes}} minutes.
+-- Severity HIGH: hundreds of dollars on a card from an account with no history; the chargeback
+-- costs the amount plus the network's fee, and the items are usually resold at once.
+-- Partition key: actor_id (the player).
+-- @threshold min_purchases = 2
+-- @threshold min_amount = 100.0
+-- @threshold within_minutes = 60
+-- @threshold new_for_hours = 24
+SELECT
+  CONCAT('chargeback_fraud-', first_transaction_id) AS alert_id,
+  'chargeback_fraud' AS `pattern`,
+  'gaming' AS domain,
+  actor_id,
+  'HIGH' AS severity,
+  first_event_time,
+  last_event_time AS event_time,
+  CONCAT('[', transaction_ids, ']') AS transaction_ids,
+  JSON_OBJECT(KEY 'purchases' VALUE purchases, KEY 'total_amount' VALUE total_amount,
+              KEY 'min_amount' VALUE min_amount,
+              KEY 'first_seen' VALUE DATE_FORMAT(first_seen, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z'''),
+              KEY 'account_age_hours' VALUE CAST(TIMESTAMPDIFF(SECOND, first_seen, last_event_time) AS DOUBLE) / 3600)
+    AS `measures`
+FROM (
+  SELECT * FROM (
+    SELECT actor_id, transaction_id, amount, payment_method, event_time,
+      MIN(event_time) OVER (PARTITION BY actor_id ORDER BY event_time
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS first_seen
+    FROM events WHERE domain = 'gaming'
+  )
+  WHERE payment_method = 'credit_card' AND amount >= {{min_amount}}
+    AND event_time < TIMESTAMPADD(HOUR, {{new_for_hours}}, first_seen)
+)
+MATCH_RECOGNIZE (
+  PARTITION BY actor_id
+  ORDER BY event_time
+  MEASURES
+    FIRST(C.transaction_id) AS first_transaction_id,
+    LISTAGG(JSON_STRING(C.transaction_id), ',') AS transaction_ids,
+    FIRST(C.event_time) AS first_event_time,
+    LAST(C.event_time) AS last_event_time,
+    FIRST(C.first_seen) AS first_seen,
+    COUNT(C.transaction_id) AS purchases,
+    ROUND(SUM(C.amount), 2) AS total_amount,
+    MIN(C.amount) AS min_amount
+  AFTER MATCH SKIP PAST LAST ROW
+  PATTERN (C{{{min_purchases}}}) WITHIN INTERVAL '{{within_minutes}}' MINUTE(4)
+  DEFINE
+    C AS C.payment_method = 'credit_card' AND C.amount >= {{min_amount}}
+)

@@ -1,0 +1,60 @@
+-- ecommerce friendly_fraud
+-- An actor with no purchase in the previous {{quiet_days}} days (a new or long-dormant account) makes
+-- {{min_purchases}} purchases over ${{min_amount}} whose cart holds electronics within
+-- {{within_minutes}} minutes of event time: resellable goods bought in a burst by an account with no
+-- track record, to be disputed later as "not received" or "not me". The rest of the burst is not a
+-- new alert (those purchases have a recent purchase before them).
+-- Why an OVER window, then MATCH_RECOGNIZE: "no purchase in the previous 30 days" looks back before
+-- the burst, where a pattern cannot see (its first row has no predecessor in the match), so a
+-- time-bounded OVER window counts the actor's purchases of the last {{quiet_days}} days (1 means only
+-- the current one). The burst is then a sequence of the actor's big electronics purchases, which CEP
+-- states directly; it reads only those, so the actor's other purchases in between do not break it.
+-- State: the OVER window (RANGE BETWEEN INTERVAL '{{quiet_days}}' DAY PRECEDING) keeps an actor's
+-- purchases of the last {{quiet_days}} days (only the few columns used here) and Flink clears the
+-- actor's key entirely 1.5 x {{quiet_days}} days after its last purchase: naturally bounded, no TTL.
+-- CEP buffers only big electronics purchases and WITHIN drops a partial match after
+-- {{within_minutes}} minutes.
+-- Severity HIGH: over $1,000 of resellable goods shipped to an account with no history, and the
+-- loss lands weeks later as a chargeback the merchant usually loses.
+-- Partition key: actor_id (the customer).
+-- @threshold min_purchases = 2
+-- @threshold min_amount = 500.0
+-- @threshold within_minutes = 60
+-- @threshold quiet_days = 30
+SELECT
+  CONCAT('friendly_fraud-', first_transaction_id) AS alert_id,
+  'friendly_fraud' AS `pattern`,
+  'ecommerce' AS domain,
+  actor_id,
+  'HIGH' AS severity,
+  first_event_time,
+  last_event_time AS event_time,
+  CONCAT('[', transaction_ids, ']') AS transaction_ids,
+  JSON_OBJECT(KEY 'purchases' VALUE purchases, KEY 'total_amount' VALUE total_amount,
+              KEY 'min_amount' VALUE min_amount,
+              KEY 'span_seconds' VALUE TIMESTAMPDIFF(SECOND, first_event_time, last_event_time)) AS `measures`
+FROM (
+  SELECT * FROM (
+    SELECT actor_id, transaction_id, amount, cart_has_electronics, event_time,
+      COUNT(*) OVER (PARTITION BY actor_id ORDER BY event_time
+                     RANGE BETWEEN INTERVAL '{{quiet_days}}' DAY PRECEDING AND CURRENT ROW) AS recent_purchases
+    FROM events WHERE domain = 'ecommerce'
+  )
+  WHERE amount > {{min_amount}} AND cart_has_electronics
+)
+MATCH_RECOGNIZE (
+  PARTITION BY actor_id
+  ORDER BY event_time
+  MEASURES
+    FIRST(P.transaction_id) AS first_transaction_id,
+    LISTAGG(JSON_STRING(P.transaction_id), ',') AS transaction_ids,
+    FIRST(P.event_time) AS first_event_time,
+    LAST(P.event_time) AS last_event_time,
+    COUNT(P.transaction_id) AS purchases,
+    ROUND(SUM(P.amount), 2) AS total_amount,
+    MIN(P.amount) AS min_amount
+  AFTER MATCH SKIP PAST LAST ROW
+  PATTERN (P{{{min_purchases}}}) WITHIN INTERVAL '{{within_minutes}}' MINUTE(4)
+  DEFINE
+    P AS P.amount > {{min_amount}} AND P.cart_has_electronics AND FIRST(P.recent_purchases) = 1
+)
