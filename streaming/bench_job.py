@@ -11,7 +11,9 @@ What it does, so the number means one thing:
      run) against a fresh scratch database, and samples the Kafka source's numRecordsOut from the
      Flink REST API once a second until all N events were read;
   4. prints the sustained rate (the slope between 10 % and 90 % of the events, which leaves out the
-     JIT warm-up and the tail), the machine (nproc, CPU model, load) and the job's peak RSS.
+     JIT warm-up and the tail), the job's CPU time per event over the same stretch (the number to
+     compare on a machine that also runs other work), the machine (nproc, CPU model, load) and the
+     job's peak RSS.
 
 Backpressure makes the source's rate the pipeline's rate: a slow operator anywhere slows the read.
 """
@@ -112,31 +114,53 @@ def records_read(port: int, jid: str, vid: str, metric: str) -> int:
     return int(float(got[0]["sum"])) if got else 0
 
 
-def group_rss_mb(pid: int) -> tuple[float, float]:
-    """(Python RSS, JVM and other children RSS) of the job process in MB."""
-    def rss(p: int) -> float:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return 0.0
-
-    children: list[int] = []
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
     try:
         for task in Path(f"/proc/{pid}/task").iterdir():
-            children += [int(c) for c in (task / "children").read_text().split()]
+            found += [int(c) for c in (task / "children").read_text().split()]
     except OSError:
         pass
-    return rss(pid), sum(rss(c) for c in children)
+    return found
 
 
-def sustained(samples: list[tuple[float, int]], total: int) -> float:
-    """Events/s between the samples where 10 % and 90 % of the events had been read."""
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def group_rss_mb(pid: int) -> tuple[float, float]:
+    """(Python RSS, JVM and other children RSS) of the job process in MB."""
+    return _rss_mb(pid), sum(_rss_mb(c) for c in _children(pid))
+
+
+def group_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the job process and its children (the JVM).
+
+    Unlike events/s, CPU per event does not depend on what else the machine is running."""
+    total = 0.0
+    for p in (pid, *_children(pid)):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+Sample = tuple[float, int, float]  # (monotonic time, events read, job CPU seconds)
+
+
+def steady_part(samples: list[Sample], total: int) -> tuple[Sample, Sample]:
+    """The samples where 10 % and 90 % of the events had been read."""
     lo = next((s for s in samples if s[1] >= 0.1 * total), samples[0])
     hi = next((s for s in samples if s[1] >= 0.9 * total), samples[-1])
-    return (hi[1] - lo[1]) / (hi[0] - lo[0]) if hi[0] > lo[0] else 0.0
+    return lo, hi
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -179,19 +203,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def measure(settings: config.Settings, job: Any, total: int, timeout_s: float) -> dict[str, Any]:
     port = settings.flink_rest_port
     jid, vid, metric = source_metric(port)
-    samples: list[tuple[float, int]] = []
+    samples: list[Sample] = []
     peak_py = peak_jvm = 0.0
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        samples.append((time.monotonic(), records_read(port, jid, vid, metric)))
+        samples.append((time.monotonic(), records_read(port, jid, vid, metric), group_cpu_s(job.proc.pid)))
         py, jvm = group_rss_mb(job.proc.pid)
         peak_py, peak_jvm = max(peak_py, py), max(peak_jvm, jvm)
         if samples[-1][1] >= total:
             break
-        time.sleep(1.0)
+        time.sleep(0.5)
     read = samples[-1][1]
     first = next((s for s in samples if s[1] > 0), samples[-1])
-    rate = sustained(samples, total)
+    lo, hi = steady_part(samples, total)
+    rate = (hi[1] - lo[1]) / (hi[0] - lo[0]) if hi[0] > lo[0] else 0.0
+    cpu_ms_per_1000 = 1e6 * (hi[2] - lo[2]) / (hi[1] - lo[1]) if hi[1] > lo[1] else 0.0
+    cores = os.cpu_count() or 1
     return {
         "read": read,
         "complete": read >= total,
@@ -199,6 +226,10 @@ def measure(settings: config.Settings, job: Any, total: int, timeout_s: float) -
         "sustained_events_per_s": round(rate, 1),
         "sustained_events_per_min": round(rate * 60),
         "mean_events_per_s_first_to_last": round((read - first[1]) / max(samples[-1][0] - first[0], 1e-9), 1),
+        # what the job spent per event in the same 10-90 % stretch, and the rate that would give with
+        # every core to itself: comparable between runs on a machine shared with other work
+        "job_cpu_ms_per_1000_events": round(cpu_ms_per_1000, 1),
+        "cpu_bound_events_per_min_on_all_cores": round(60 * cores * 1e6 / cpu_ms_per_1000) if cpu_ms_per_1000 else 0,
         "peak_rss_mb": {"python": round(peak_py), "jvm": round(peak_jvm)},
         "loadavg_1m_at_end": os.getloadavg()[0],
     }
