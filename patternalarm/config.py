@@ -95,8 +95,10 @@ class Settings:
     flink_heap: str = _setting("PA_FLINK_HEAP", "1g", "Maximum heap of the detection job's JVM")
     flink_checkpoint_ms: int = _setting("PA_FLINK_CHECKPOINT_MS", 5000, "Checkpoint interval")
     watermark_delay_s: int = _setting("PA_WATERMARK_DELAY_S", 2, "Allowed event-time disorder")
-    idle_timeout_s: int = _setting("PA_IDLE_TIMEOUT_S", 3,
-                                   "A Kafka partition silent this long stops holding back the watermark")
+    idle_timeout_s: int = _setting("PA_IDLE_TIMEOUT_S", 30,
+                                   "A Kafka partition silent this long stops holding back the watermark "
+                                   "(0: never). Short values lose events as late while the job catches up "
+                                   "on a backlog (restart, replay)")
 
     # Generator
     generator_seed: int = _setting("PA_SEED", 42, "Default seed of the event generator")

@@ -20,7 +20,7 @@ from tests.support.databases import scratch_database
 # points PA_VAR_DIR at a test run's own folder.
 STACK_SETTINGS = config.load()
 
-ISOLATED = ("PA_TOPIC_EVENTS", "PA_TOPIC_ALERTS", "PA_TOPIC_DEAD_LETTER", "PA_VAR_DIR", "PA_FLINK_REST_PORT",
+ISOLATED = ("PA_IDLE_TIMEOUT_S", "PA_TOPIC_EVENTS", "PA_TOPIC_ALERTS", "PA_TOPIC_DEAD_LETTER", "PA_VAR_DIR", "PA_FLINK_REST_PORT",
             "PA_PG_DATABASE")
 
 

@@ -14,6 +14,7 @@ partition so the watermark passes everything, and reads the incidents per partit
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections import defaultdict
@@ -71,6 +72,9 @@ def run_cases(cases: list[PatternCase], var_dir: Path, timeout_s: float = 240) -
     """Send every case's events in event-time order, flush, and collect incidents once all expected
     ones are there (or the timeout passes: the assertions then say what is missing)."""
     with isolated_run(var_dir) as settings:
+        # Every partition gets flush events, so none has to be declared idle; idleness would let the
+        # watermark pass a partition the job has not read yet (its events then count as late).
+        os.environ["PA_IDLE_TIMEOUT_S"] = "0"  # restored by isolated_run
         job = DetectionJob(settings, var_dir / "job.log")
         job.start(resume=False)
         try:
@@ -85,7 +89,7 @@ def run_cases(cases: list[PatternCase], var_dir: Path, timeout_s: float = 240) -
                 for event in _flush_events(last + FLUSH_AFTER + timedelta(minutes=round_)):
                     producer.send(event)
                 producer.flush_now()
-                time.sleep(settings.idle_timeout_s + 1)
+                time.sleep(2)
             assert producer.close() == 0 and producer.failed == 0
             wanted = {(k, p) for c in cases for k, p in c.expect.items()}
             deadline = time.monotonic() + timeout_s
@@ -97,6 +101,16 @@ def run_cases(cases: list[PatternCase], var_dir: Path, timeout_s: float = 240) -
             return _collect(settings)
         finally:
             job.kill()
+
+
+def assert_case(case: PatternCase, outcome: Outcome) -> None:
+    """Exactly one incident where the case expects one, none where it expects a near miss."""
+    for partition_key, pattern in case.expect.items():
+        found = outcome.found(partition_key, pattern)
+        assert len(found) == 1, f"{case.name}: expected one {pattern} incident for {partition_key}, got {found}"
+    for partition_key, pattern in case.expect_none.items():
+        assert outcome.found(partition_key, pattern) == [], f"{case.name}: {pattern} fired for {partition_key}"
+    assert outcome.dead_letters == 0
 
 
 def _collect(settings: Any) -> Outcome:

@@ -16,7 +16,7 @@ import pytest
 from patternalarm import events
 from streaming import behaviours, patterns
 from streaming.generator import EventStream, run_offline
-from tests.streaming.pattern_harness import Outcome, PatternCase, at, run_cases, stamp
+from tests.streaming.pattern_harness import Outcome, PatternCase, at, run_cases, stamp, assert_case
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -149,12 +149,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
 @pytest.mark.integration
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_case(case: PatternCase, outcome: Outcome) -> None:
-    for partition_key, pattern in case.expect.items():
-        found = outcome.found(partition_key, pattern)
-        assert len(found) == 1, f"{case.name}: expected one {pattern} incident for {partition_key}, got {found}"
-    for partition_key, pattern in case.expect_none.items():
-        assert outcome.found(partition_key, pattern) == [], f"{case.name}: {pattern} fired for {partition_key}"
-    assert outcome.dead_letters == 0
+    assert_case(case, outcome)
 
 
 def test_high_risk_countries_are_a_list_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
