@@ -13,6 +13,7 @@ insert. A restart from a checkpoint or a replay therefore rewrites rows instead 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -183,8 +184,17 @@ GROUP BY window_start, window_end""")
     return statements
 
 
+def plan_fingerprint() -> str:
+    """A hash of the SQL the job runs (patterns with their thresholds, the parse, the feature
+    windows). Flink cannot map a checkpoint onto a different plan and refuses to start, so a changed
+    plan gets its own checkpoint folder: the new job starts from the consumer group's committed
+    offsets instead, losing only the partial pattern and window state of the old plan."""
+    text = "\n".join([events_checked_sql(), alerts_query(), actor_windows_query()])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def checkpoint_dir(settings: Settings) -> Path:
-    return settings.resolved_var_dir() / "flink" / "checkpoints"
+    return settings.resolved_var_dir() / "flink" / "checkpoints" / plan_fingerprint()
 
 
 def latest_checkpoint(settings: Settings) -> Path | None:

@@ -50,7 +50,7 @@ def test_kill_and_restart_loses_and_doubles_nothing(tmp_path: Path) -> None:
         generator.start()
         time.sleep(KILL_AFTER_S)
         job.kill()  # SIGKILL to the whole process group: no clean shutdown, no final flush
-        checkpoints = list((tmp_path / "flink" / "checkpoints").glob("*/chk-*/_metadata"))
+        checkpoints = list((tmp_path / "flink" / "checkpoints").rglob("chk-*/_metadata"))
         assert checkpoints, "the job took no checkpoint before the kill"
         job.start(resume=True)
         generator.join(timeout=400)
