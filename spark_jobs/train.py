@@ -97,8 +97,10 @@ def say(message: str) -> None:
 # --- data ----------------------------------------------------------------------------------------
 
 def generate_labelled(minutes: float, seed: int, fraud_rate: float, mode: str, out_dir: Path,
-                      start: str = GENERATED_START) -> tuple[Path, list[dict[str, Any]], dict[str, Any]]:
-    """Events (a JSONL file under out_dir) and ground truth from the generator's offline run.
+                      start: str = GENERATED_START, patterns: tuple[str, ...] | None = None,
+                      ) -> tuple[Path, list[dict[str, Any]], dict[str, Any]]:
+    """Events (a JSONL file under out_dir) and ground truth from the generator's offline run
+    (``patterns``: the injected patterns to draw from; all registered ones by default).
 
     Offline: a simulated clock at the mode's rate, nothing sleeps, and the seed makes the output
     byte-for-byte reproducible. Stdlib and the repo only (no Kafka, no database).
@@ -110,7 +112,7 @@ def generate_labelled(minutes: float, seed: int, fraud_rate: float, mode: str, o
     path = out_dir / f"events-seed{seed}.jsonl"
     truth: list[dict[str, Any]] = []
     run_id = f"train-seed{seed}"
-    stream = EventStream(seed, fraud_rate, run_id)
+    stream = EventStream(seed, fraud_rate, run_id, patterns)
     with path.open("w") as out:
         def write(event: dict[str, Any]) -> None:
             out.write(json.dumps(event, separators=(",", ":")) + "\n")
