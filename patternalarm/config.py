@@ -79,6 +79,24 @@ class Settings:
     api_key: str = _setting("PA_API_KEY", "dev-only-change-me",
                             "Key for verdict and admin endpoints (header X-API-Key)")
 
+    # Scoring of actor windows by the detection job (streaming/window_scoring.py)
+    scoring_batch_size: int = _setting("PA_SCORING_BATCH_SIZE", 100,
+                                       "Most actor windows the job sends in one POST /predict/batch")
+    scoring_max_wait_ms: int = _setting("PA_SCORING_MAX_WAIT_MS", 1000,
+                                        "Longest a window waits for its micro-batch to fill before it is sent")
+    scoring_timeout_s: float = _setting("PA_SCORING_TIMEOUT_S", 2.0,
+                                        "Timeout of one scoring request (connect and response)")
+    scoring_attempts: int = _setting("PA_SCORING_ATTEMPTS", 3,
+                                     "Tries per micro-batch before its windows are stored as unscored")
+    scoring_backoff_ms: int = _setting("PA_SCORING_BACKOFF_MS", 200,
+                                       "Wait before the first retry; doubled before each further one")
+    scoring_cooldown_s: float = _setting("PA_SCORING_COOLDOWN_S", 30.0,
+                                         "After a batch exhausts its tries, later batches are unscored "
+                                         "without a request for this long, then one request probes again")
+    suspicious_threshold: float = _setting("PA_SUSPICIOUS_THRESHOLD", 0.8,
+                                           "A window scored at least this with no rule alert of its actor "
+                                           "becomes a suspicious_activity alert")
+
     # MLflow
     mlflow_port: int = _setting("PA_MLFLOW_PORT", 5000, "Port of the MLflow tracking server")
     mlflow_url: str = _setting("PA_MLFLOW_URL", "", "MLflow tracking URI; default http://127.0.0.1:port")
@@ -103,6 +121,12 @@ class Settings:
     # Generator
     generator_seed: int = _setting("PA_SEED", 42, "Default seed of the event generator")
     fraud_rate: float = _setting("PA_FRAUD_RATE", 0.002, "Share of generated events that start an attack")
+
+    # Analyst simulator (streaming/analyst_simulator.py): verdicts from ground truth, for unattended loops
+    analyst_delay_s: float = _setting("PA_ANALYST_DELAY_S", 30.0,
+                                      "Seconds the simulated analyst waits after first seeing an incident")
+    analyst_error_rate: float = _setting("PA_ANALYST_ERROR_RATE", 0.05,
+                                         "Share of the simulated analyst's verdicts that are wrong (0-1)")
 
     def resolved_cache_dir(self) -> Path:
         return Path(os.path.expanduser(self.cache_dir))

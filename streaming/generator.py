@@ -37,6 +37,10 @@ class EventStream:
     run_id: str
     patterns: tuple[str, ...] | None = None
     test_id: str | None = None
+    # Multiplies the gaps between an injected instance's steps. Every pattern's time limit is an upper
+    # bound ("within 10 min"), so 0.25 keeps attacks positive while a demo need not wait minutes for a
+    # slow script to finish; background traffic is unaffected.
+    pace: float = 1.0
     rng: random.Random = field(init=False)
     _due: list[tuple[datetime, int, scenarios.Instance]] = field(init=False, default_factory=list)
     _counter: Iterator[int] = field(init=False, default_factory=itertools.count)
@@ -63,7 +67,7 @@ class EventStream:
         instance.first_event_time = instance.first_event_time or now
         instance.last_event_time = now
         if instance.steps:
-            delay = instance.steps[0][0]
+            delay = instance.steps[0][0] * self.pace
             heapq.heappush(self._due, (now + timedelta(seconds=delay), next(self._counter), instance))
             return event, None
         return event, instance.truth(self.run_id)
@@ -182,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--truth-file", type=Path, default=None, help="also write ground truth as JSONL")
     parser.add_argument("--no-truth-db", action="store_true", help="do not write the ground_truth table")
     parser.add_argument("--run-id", default=None)
+    parser.add_argument("--pace", type=float, default=1.0,
+                        help="multiply the gaps between an attack's steps (0.25: four times faster)")
     parser.add_argument("--test-id", default=None, help="tag events with a load-test run id")
     parser.add_argument("--stats-file", type=Path, default=None)
     parser.add_argument("--start", default="2026-01-01T00:00:00+00:00",
@@ -190,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
 
     run_id = args.run_id or f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{args.seed}"
     patterns = tuple(args.patterns.split(",")) if args.patterns else None
-    stream = EventStream(args.seed, args.fraud_rate, run_id, patterns, args.test_id)
+    if not 0.0 < args.pace <= 1.0:
+        raise SystemExit(f"generator: --pace {args.pace} must be in (0, 1]: a slower attack could break its "
+                         "pattern's time limit")
+    stream = EventStream(args.seed, args.fraud_rate, run_id, patterns, args.test_id, pace=args.pace)
 
     requests = {"count": 0}
 

@@ -80,3 +80,22 @@ def test_durations() -> None:
     assert parse_duration(None) is None
     with pytest.raises(SystemExit):
         parse_duration("soon")
+
+
+
+def test_pace_compresses_attacks_only() -> None:
+    """The demo runs attacks faster: the same seed injects the same instance, its gaps times the pace."""
+    def one_instance(pace: float) -> tuple[str, float]:
+        stream = EventStream(11, 1.0, "run-pace", ("account_takeover",), pace=pace)
+        stream.next_event(START)  # fraud rate 1: the first event starts an instance
+        stream.fraud_rate = 0.0
+        truth: list[dict] = []
+        run_offline(stream, lambda e: None, truth.append, 6000, 0, START)
+        (t,) = truth
+        span = datetime.fromisoformat(t["last_event_time"]) - datetime.fromisoformat(t["first_event_time"])
+        return t["instance_id"], span.total_seconds()
+
+    normal_id, normal = one_instance(1.0)
+    fast_id, fast = one_instance(0.25)
+    assert normal_id == fast_id and normal > 60
+    assert abs(fast - normal * 0.25) <= 0.1  # events land on the 10 ms ticks of the offline clock
