@@ -103,6 +103,13 @@ class Settings:
     model_name: str = _setting("PA_MODEL_NAME", "patternalarm-fraud", "Registered model name")
     model_alias: str = _setting("PA_MODEL_ALIAS", "champion", "Registry alias the scoring service serves")
 
+    # Model metrics and backtests (spark_jobs/metrics.py)
+    alert_budget: str = _setting("PA_ALERT_BUDGET", "1%",
+                                 "Windows analysts can review, for precision/recall at the alert budget: a share "
+                                 "of windows ('1%', '0.01') or alerts per UTC day ('50/day')")
+    backtest_k: int = _setting("PA_BACKTEST_K", 100,
+                               "k of the backtest's precision/recall@k and card precision@k (per day)")
+
     # Airflow
     airflow_port: int = _setting("PA_AIRFLOW_PORT", 8080, "Port of the Airflow webserver")
 
