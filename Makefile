@@ -7,7 +7,7 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH),)
 STREAMING_PY = $$($(PY) scripts/envs.py python streaming)
 AIRFLOW_PY = $$($(PY) scripts/envs.py python airflow)
 
-.PHONY: help setup up down status urls demo test test-unit replay generate evaluate train retrain backtest
+.PHONY: help setup up down status urls demo test test-unit replay generate evaluate analyst train retrain backtest
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ status: ## health of every service, with the log to read when one is down
 urls: ## where the UIs are
 	@$(STACK) urls
 
-demo: setup ## the main job: stack up, NORMAL traffic (DURATION=60s, MODE=NORMAL), live numbers
+demo: setup ## the main job and the loop: NORMAL traffic, live numbers, simulated analyst, retrain (DURATION=60s MODE=NORMAL RETRAIN=1)
 	@$(STACK) demo
 
 test: setup ## every test, against real services that it starts
@@ -37,6 +37,9 @@ test: setup ## every test, against real services that it starts
 replay: ## publish a JSONL file of events: make replay FILE=events.jsonl [RATE=events_per_min]
 	@test -n "$(FILE)" || { echo "usage: make replay FILE=events.jsonl [RATE=events_per_min]"; exit 2; }
 	@$(STREAMING_PY) -m streaming.replay "$(FILE)" $(if $(RATE),--rate $(RATE),)
+
+analyst: ## a simulated analyst judging incidents from ground truth until Ctrl-C [ARGS="--once --delay 0"]
+	@$(STREAMING_PY) -m streaming.analyst_simulator $(ARGS)
 
 evaluate: ## incidents versus ground truth: precision, recall, F1 per pattern, detection delay [RUN=run-id]
 	@$(STREAMING_PY) -m streaming.evaluate $(if $(RUN),--run-id $(RUN),)

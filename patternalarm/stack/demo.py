@@ -1,9 +1,16 @@
-"""`make demo`: bring the stack up, stream NORMAL traffic through it and show what happens.
+"""`make demo`: bring the stack up, stream NORMAL traffic through it and show the whole loop.
 
 Prints every few seconds: events produced, events processed by the job, dead letters, alerts,
-incidents and event->alert latency (p50/p99, from the triggering event's time to the moment the
-alert row was stored). Ends after DURATION (or Ctrl-C) with a summary of injected versus detected
-instances and the URLs of the UIs, leaving the stack running for exploration (`make down` stops it).
+incidents, verdicts and event->alert latency (p50/p99, from the triggering event's time to the moment
+the alert row was stored). A simulated analyst (streaming/analyst_simulator.py) judges incidents from
+the ground truth while the stream runs. After DURATION (or Ctrl-C): a summary of injected versus
+detected instances, then (unless RETRAIN=0) the retraining DAG on those verdicts, its gate decision
+and the version the scoring service serves, and the URLs of the UIs; the stack keeps running for
+exploration (`make down` stops it).
+
+Knobs (environment): DURATION (60s), MODE (NORMAL), SEED, PACE (0.25: attacks run four times faster,
+still inside every pattern's time limits, so the run does not wait minutes for slow scripts),
+ANALYST_DELAY (10 s), RETRAIN (1).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,14 +46,15 @@ def snapshot(settings: Settings, since: str, run_id: str) -> dict[str, object]:
                coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - event_time))::numeric * 1000), 0),
                coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - event_time))::numeric * 1000), 0)
           FROM alerts WHERE stored_at > '{since}'""")
-    incidents = postgres.psql(settings, f"SELECT count(*) FROM incidents WHERE created_at > '{since}'")
+    incidents, verdicts = _row(settings, "SELECT count(*), count(verdict) FROM incidents "
+                                         f"WHERE created_at > '{since}'")
     injected, detected = _row(settings, f"""
         SELECT count(*), count(*) FILTER (WHERE EXISTS (
                  SELECT 1 FROM incidents i WHERE i.actor_id = g.actor_id AND i.pattern = g.pattern
                    AND i.last_event_time >= g.first_event_time))
           FROM ground_truth g WHERE g.run_id = '{run_id}'""")
     return {"processed": int(processed), "dead_letters": int(invalid), "alerts": int(alerts),
-            "incidents": int(incidents), "p50_ms": int(float(p50)), "p99_ms": int(float(p99)),
+            "incidents": int(incidents), "verdicts": int(verdicts), "p50_ms": int(float(p50)), "p99_ms": int(float(p99)),
             "injected": int(injected), "detected": int(detected)}
 
 
@@ -59,7 +68,7 @@ def _produced(stats_file: Path) -> dict[str, object]:
 def _line(elapsed: float, gen: dict[str, object], snap: dict[str, object]) -> str:
     return (f"[{elapsed:5.0f}s] produced {gen.get('produced', 0):>7} ({gen.get('achieved_per_min', 0):>8}/min)"
             f" | processed {snap['processed']:>7} | dead letters {snap['dead_letters']:>3}"
-            f" | alerts {snap['alerts']:>4} | incidents {snap['incidents']:>4}"
+            f" | alerts {snap['alerts']:>4} | incidents {snap['incidents']:>4} (judged {snap['verdicts']:>4})"
             f" | latency p50 {snap['p50_ms']} ms p99 {snap['p99_ms']} ms")
 
 
@@ -82,10 +91,55 @@ def ensure_model(settings: Settings) -> None:
         print("demo: training failed (see above); the demo goes on with alerts unscored", file=sys.stderr)
 
 
+def _analyst(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
+    cmd = [services.venv_python("streaming"), "-m", "streaming.analyst_simulator", *args]
+    return subprocess.Popen(cmd, env={**os.environ, **services.component_env(settings)}, cwd=REPO_ROOT)
+
+
+def close_the_loop(settings: Settings) -> None:
+    """Verdicts -> retrain -> gate -> hot swap, with what changed printed. The demo's data is minutes
+    old, so the DAG runs with label_delay_hours 0 (the ground truth of the unalerted sample is known
+    at once here; in production chargebacks take weeks)."""
+    before = _champion(settings)
+    print(f"\n== retraining on the verdicts (fraud_model_retrain DAG; champion before: v{before})", flush=True)
+    conf = json.dumps({"triggered_by": "make demo", "label_delay_hours": 0.0, "sample_rate": 0.1})
+    cmd = [services.venv_python("airflow"), "scripts/retrain.py", "--conf", conf]
+    done = subprocess.run(cmd, env={**os.environ, **services.component_env(settings)}, cwd=REPO_ROOT,
+                          capture_output=True, text=True)
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    if done.returncode != 0:
+        print(f"  the DAG run did not succeed: {summary or done.stderr.strip()[-400:]}")
+        print("  (a Great Expectations failure means too few labelled rows: run the demo longer, e.g. "
+              "DURATION=5m; the Airflow UI shows each task's log)")
+        return
+    row = postgres.psql(settings, "SELECT version || '|' || decided || '|' || coalesce(serving, '') "
+                                  "FROM model_deployments ORDER BY deployment_id DESC LIMIT 1")
+    version, decided, serving = (row.split("|") + ["", "", ""])[:3]
+    print(f"  trained v{version}: {decided}; scoring service: {serving or 'not asked'}")
+    print(f"  champion now v{_champion(settings)}; the service serves {_served_version(settings)}")
+
+
+def _champion(settings: Settings) -> str:
+    try:
+        return model_registry.champion_version(settings) or "none"
+    except model_registry.RegistryUnavailable as exc:
+        return f"unknown ({exc})"
+
+
+def _served_version(settings: Settings) -> str:
+    try:
+        with urllib.request.urlopen(f"{settings.resolved_serving_url()}/predict/health", timeout=10) as resp:
+            body = json.loads(resp.read())
+        return f"v{body.get('model_version')}"
+    except (OSError, ValueError) as exc:
+        return f"unknown ({exc})"
+
+
 def main(args: list[str]) -> int:
     settings = config.load()
     duration = os.environ.get("DURATION", "")
     mode = os.environ.get("MODE", "NORMAL")
+    pace = os.environ.get("PACE", "0.25")
     print("== PatternAlarm demo: starting the stack")
     if up([]) != 0:
         print("demo: the stack did not come up; `make status` shows which service and its log", file=sys.stderr)
@@ -98,11 +152,13 @@ def main(args: list[str]) -> int:
     # which the job rightly treats as a replay and does not alert on twice.
     seed = os.environ.get("SEED") or str(int(time.time()))
     cmd = [services.venv_python("streaming"), "-m", "streaming.generator", "--mode", mode, "--seed", seed,
-           "--run-id", run_id, "--stats-file", str(stats_file)]
+           "--run-id", run_id, "--stats-file", str(stats_file), "--pace", pace]
     if duration:
         cmd += ["--duration", duration]
-    print(f"== generator: {mode} {'for ' + duration if duration else 'until Ctrl-C'} (run {run_id}, seed {seed})")
+    print(f"== generator: {mode} {'for ' + duration if duration else 'until Ctrl-C'} (run {run_id}, seed {seed}, "
+          f"attacks at pace {pace})")
     generator = subprocess.Popen(cmd, env={**os.environ, **services.component_env(settings)}, cwd=REPO_ROOT)
+    analyst = _analyst(settings, "--delay", os.environ.get("ANALYST_DELAY", "10"), "--seed", seed)
     signal.signal(signal.SIGINT, lambda *_: generator.send_signal(signal.SIGINT))
     started = time.monotonic()
     while generator.poll() is None:
@@ -114,15 +170,21 @@ def main(args: list[str]) -> int:
     while final["detected"] < final["injected"] and time.monotonic() < deadline:
         time.sleep(2)
         final = snapshot(settings, since, run_id)
+    analyst.terminate()
+    analyst.wait(30)
+    _analyst(settings, "--once", "--delay", "0", "--seed", seed).wait(120)  # whatever is still open
+    final = snapshot(settings, since, run_id)
     gen = _produced(stats_file)
     print(_line(time.monotonic() - started, gen, final))
     print("\n== summary")
     print(f"  events produced {gen.get('produced', 0)} at {gen.get('achieved_per_min', 0)}/min "
           f"(target {gen.get('target_per_min', 0)}/min), delivery errors {gen.get('errors', 0)}")
     print(f"  events processed by the job {final['processed']}, dead letters {final['dead_letters']}")
-    print(f"  alerts {final['alerts']}, incidents {final['incidents']}, "
-          f"latency p50 {final['p50_ms']} ms / p99 {final['p99_ms']} ms")
+    print(f"  alerts {final['alerts']}, incidents {final['incidents']} (judged by the simulated analyst "
+          f"{final['verdicts']}), latency p50 {final['p50_ms']} ms / p99 {final['p99_ms']} ms")
     print(f"  injected pattern instances {final['injected']}, found as incidents {final['detected']}")
+    if os.environ.get("RETRAIN", "1") != "0":
+        close_the_loop(settings)
     print("\n== UIs (the stack keeps running; `make down` stops it)")
     urls()
     return 0 if generator.returncode == 0 else generator.returncode
