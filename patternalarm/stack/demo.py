@@ -93,7 +93,8 @@ def ensure_model(settings: Settings) -> None:
 
 def _analyst(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
     cmd = [services.venv_python("streaming"), "-m", "streaming.analyst_simulator", *args]
-    return subprocess.Popen(cmd, env={**os.environ, **services.component_env(settings)}, cwd=REPO_ROOT)
+    return subprocess.Popen(cmd, env={**os.environ, **services.component_env(settings)}, cwd=REPO_ROOT,
+                            start_new_session=True)
 
 
 def close_the_loop(settings: Settings) -> None:
@@ -157,7 +158,10 @@ def main(args: list[str]) -> int:
         cmd += ["--duration", duration]
     print(f"== generator: {mode} {'for ' + duration if duration else 'until Ctrl-C'} (run {run_id}, seed {seed}, "
           f"attacks at pace {pace})")
-    generator = subprocess.Popen(cmd, env={**os.environ, **services.component_env(settings)}, cwd=REPO_ROOT)
+    # Own sessions: Ctrl-C reaches only this process, which forwards one SIGINT (the generator then
+    # finishes running attacks; a second Ctrl-C there would stop it at once).
+    generator = subprocess.Popen(cmd, env={**os.environ, **services.component_env(settings)}, cwd=REPO_ROOT,
+                                 start_new_session=True)
     analyst = _analyst(settings, "--delay", os.environ.get("ANALYST_DELAY", "10"), "--seed", seed)
     signal.signal(signal.SIGINT, lambda *_: generator.send_signal(signal.SIGINT))
     started = time.monotonic()
