@@ -120,6 +120,11 @@ class Settings:
     flink_heap: str = _setting("PA_FLINK_HEAP", "1g", "Maximum heap of the detection job's JVM")
     flink_checkpoint_ms: int = _setting("PA_FLINK_CHECKPOINT_MS", 5000, "Checkpoint interval")
     watermark_delay_s: int = _setting("PA_WATERMARK_DELAY_S", 2, "Allowed event-time disorder")
+    state_ttl_days: int = _setting("PA_STATE_TTL_DAYS", 90,
+                                   "Per-key state of the unbounded history windows (first seen, devices and "
+                                   "IPs seen, purchase means) expires after this many days without an "
+                                   "event of that key (processing time; 0: never). A key silent longer "
+                                   "looks new again; must exceed every pattern's horizon (30 days)")
     idle_timeout_s: int = _setting("PA_IDLE_TIMEOUT_S", 30,
                                    "A Kafka partition silent this long stops holding back the watermark "
                                    "(0: never). Short values lose events as late while the job catches up "

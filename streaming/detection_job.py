@@ -189,7 +189,9 @@ def plan_fingerprint() -> str:
     windows). Flink cannot map a checkpoint onto a different plan and refuses to start, so a changed
     plan gets its own checkpoint folder: the new job starts from the consumer group's committed
     offsets instead, losing only the partial pattern and window state of the old plan."""
-    text = "\n".join([events_checked_sql(), alerts_query(), actor_windows_query()])
+    # The TTL too: Flink cannot restore state kept without TTL into state with one, or the reverse.
+    text = "\n".join([events_checked_sql(), alerts_query(), actor_windows_query(),
+                      f"state ttl {config.load().state_ttl_days} d"])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -266,6 +268,9 @@ def create_environment(settings: Settings, resume: bool = True) -> "TableEnviron
         # may hand rows over without the defensive deep copy (about 7 % of the job's CPU, profiled).
         "pipeline.object-reuse": "true",
         "table.exec.source.idle-timeout": f"{settings.idle_timeout_s} s",
+        # Bounds the unbounded OVER windows' keys (docs/patterns.md, "State"); windows and CEP clean up
+        # by the watermark and do not use it.
+        "table.exec.state.ttl": f"{settings.state_ttl_days} d",
         "execution.checkpointing.interval": f"{settings.flink_checkpoint_ms} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
