@@ -7,6 +7,7 @@ start, needed by people rather than by the data path).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -151,7 +152,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__WEBSERVER__WORKERS": "2",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
-        "AIRFLOW_CONN_SPARK_DEFAULT": "spark://local?master=local%5B*%5D",
+        # JSON form: provider 4.1.5 takes the master from the host (the URI form's `master` extra is
+        # ignored and spark-submit ran `--master local`, one core). tests/dags/test_spark_connection.py
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[*]"}),
         "PA_MLFLOW_URL": settings.resolved_mlflow_url(),
     }
 
