@@ -7,7 +7,7 @@
 2. **validate**: the Great Expectations suite `fraud_training_set` (expectations/training_set.py:
    schema, nulls, ranges, label balance, `min_rows`); a failure stops the run, and the report is in
    Data Docs at var/gx/gx/uncommitted/data_docs/local_site/index.html.
-3. **train**: SparkSubmitOperator (connection `spark_default`: local by default, the master is the
+3. **train**: SparkSubmitOperator (connection `spark_default`: local[*] by default, the master is the
    connection's host) runs spark_jobs/retrain.py: the training job of spark_jobs/train.py on that file,
    one MLflow run (params, metrics, lineage, Spark model, serving file), a new registered version.
 4. **gate**: the new version and the current champion score the most recent labelled period; the new
@@ -57,6 +57,9 @@ FOLDER = "{{ ti.xcom_pull(task_ids='extract')['folder'] }}"
         "num_trees": Param(50, type="integer", minimum=1),
         "max_depth": Param(8, type="integer", minimum=1),
         "holdout_fraction": Param(0.2, type="number"),
+        "alert_budget": Param("", type="string",
+                              description="for precision/recall at the budget: '1%', '0.01' or '50/day'; "
+                                          "empty: PA_ALERT_BUDGET"),
         "gate_metric": Param("average_precision", enum=["average_precision", "roc_auc"]),
         "gate_margin": Param(0.005, type="number"),
         "tracking_uri": Param("", type="string", description="MLflow; empty: the stack's (PA_MLFLOW_URL)"),
@@ -107,6 +110,7 @@ def fraud_model_retrain() -> None:
             "--model-name", "{{ ti.xcom_pull(task_ids='extract')['model_name'] }}",
             "--num-trees", "{{ params.num_trees }}", "--max-depth", "{{ params.max_depth }}",
             "--seed", "{{ params.seed }}", "--holdout-fraction", "{{ params.holdout_fraction }}",
+            "--alert-budget", "{{ params.alert_budget }}",
         ],
     )
 

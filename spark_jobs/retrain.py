@@ -180,12 +180,16 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def train_from_file(path: Path, out: Path, tracking_uri: str, model_name: str, num_trees: int,
                     max_depth: int, seed: int, holdout_fraction: float, threshold: float,
-                    master: str | None = None) -> dict[str, Any]:
+                    master: str | None = None, alert_budget: str | None = None) -> dict[str, Any]:
     """The training job (spark_jobs/train.py: split, fit, evaluate, MLflow run, register without an
-    alias: the gate decides) on an extracted set; the summary is written to ``out`` (JSON)."""
+    alias: the gate decides) on an extracted set; the summary is written to ``out`` (JSON).
+
+    The metrics include precision/recall at ``alert_budget`` (PA_ALERT_BUDGET by default); recall per
+    pattern needs a ground-truth pattern, which actor_windows rows do not carry, so it is absent here.
+    """
     from pyspark.sql import functions as F
 
-    from spark_jobs import train
+    from spark_jobs import metrics, train
 
     spark = train.spark_session(master, app_name="patternalarm-retrain")
     spark.sparkContext.setLogLevel("ERROR")
@@ -195,6 +199,7 @@ def train_from_file(path: Path, out: Path, tracking_uri: str, model_name: str, n
         raw = spark.read.csv(str(path), header=True, schema=schema)
         rows = (raw.withColumn("window_start", F.to_timestamp("window_start"))
                 .withColumn("window_end", F.to_timestamp("window_end"))
+                .withColumn("pattern", F.lit(None).cast("string"))
                 .dropna(subset=list(features.FEATURE_NAMES)).cache())
         lineage_path = path.parent / LINEAGE_FILE
         extracted = json.loads(lineage_path.read_text()) if lineage_path.exists() else {}
@@ -205,7 +210,8 @@ def train_from_file(path: Path, out: Path, tracking_uri: str, model_name: str, n
                                        "windows": total, "training_file": str(path)})
         result = train.train(spark, dataset, train.ForestParams(num_trees=num_trees, max_depth=max_depth,
                                                                 seed=seed),
-                             holdout_fraction, threshold, tracking_uri, model_name, alias=None)
+                             holdout_fraction, threshold, tracking_uri, model_name, alias=None,
+                             budget=metrics.AlertBudget.parse(alert_budget) if alert_budget else None)
     finally:
         spark.stop()
     summary = {"version": result.version, "run_id": result.run_id, "holdout_first_window": result.split.cutoff,
@@ -366,10 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--holdout-fraction", type=float, default=0.2)
     parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--alert-budget", default=None, help="'1%%', '0.01' or '50/day'; default PA_ALERT_BUDGET")
     parser.add_argument("--master", default=None)
     args = parser.parse_args(argv)
     summary = train_from_file(args.input, args.out, args.tracking_uri, args.model_name, args.num_trees,
-                              args.max_depth, args.seed, args.holdout_fraction, args.threshold, args.master)
+                              args.max_depth, args.seed, args.holdout_fraction, args.threshold, args.master,
+                              args.alert_budget)
     print(json.dumps({k: summary[k] for k in ("version", "run_id", "holdout_first_window")}))
     return 0
 

@@ -3,11 +3,14 @@
     python -m spark_jobs.train --events FILE.jsonl --truth TRUTH.jsonl [--promote]
     python -m spark_jobs.train --generate 30 [--seed 42 --fraud-rate 0.004] [--promote]
     python -m spark_jobs.train --quickstart        # `make train`: generated data, registered, champion
+    python -m spark_jobs.train --history FILE.csv|.parquet [--mapping MAPPING.json] [--promote]
+                                                   # `make train FILE=... MAPPING=...`: your own history
 
 Steps, each a function below: labelled rows (spark_jobs/training_data.py) -> time-based split (the
 last windows are the holdout: the model is judged on a future it did not see) -> RandomForest on the
 features in FEATURE_NAMES order, positives up-weighted so the rare class counts -> ROC AUC, average
-precision, precision/recall at the decision threshold on the holdout -> one MLflow run in experiment
+precision, precision/recall at the decision threshold and at the alert budget, recall per injected
+pattern (spark_jobs/metrics.py) on the holdout -> one MLflow run in experiment
 "patternalarm-fraud" with params, metrics, data lineage, the Spark model (``spark_model``) and the
 serving file (``serving_model/forest.npz``, spark_jobs/forest_export.py) -> a new version of the
 registered model, and with --promote the serving alias on it. The version is printed (JSON summary).
@@ -33,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from patternalarm import config, features, model_registry
 from patternalarm.config import REPO_ROOT
-from spark_jobs import training_data
+from spark_jobs import history, metrics, training_data
 
 if TYPE_CHECKING:
     import numpy as np
@@ -214,15 +217,38 @@ def forest_stage(model: "PipelineModel") -> Any:
     return model.stages[-1]
 
 
-def probabilities(model: "PipelineModel", rows: "DataFrame") -> tuple["np.ndarray", "np.ndarray"]:
-    """(labels, P(fraud)) of rows, row by row."""
+@dataclass
+class Scored:
+    """The holdout's windows as arrays: what spark_jobs/metrics.py reads."""
+
+    labels: "np.ndarray"
+    scores: "np.ndarray"  # P(fraud)
+    days: "np.ndarray"  # UTC day of the window start, 'YYYY-MM-DD'
+    actors: "np.ndarray"
+    patterns: list[str | None]
+
+
+def score_rows(model: "PipelineModel", rows: "DataFrame") -> Scored:
+    """P(fraud) of every row, with its label, day, actor and ground-truth pattern."""
     import numpy as np
     from pyspark.ml.functions import vector_to_array
 
     scored = (model.transform(rows)
-              .select(training_data.LABEL, vector_to_array("probability")[1].alias("p")).collect())
-    labels = np.asarray([r[0] for r in scored], dtype=np.float64)
-    return labels, np.asarray([r[1] for r in scored], dtype=np.float64)
+              .selectExpr(training_data.LABEL, "date_format(window_start, 'yyyy-MM-dd') AS day", "actor_id",
+                          "pattern", "probability").withColumn("p", vector_to_array("probability")[1])
+              .select(training_data.LABEL, "p", "day", "actor_id", "pattern").collect())
+    return Scored(labels=np.asarray([r[0] for r in scored], dtype=np.float64),
+                  scores=np.asarray([r[1] for r in scored], dtype=np.float64),
+                  days=np.asarray([r[2] for r in scored], dtype=object),
+                  actors=np.asarray([r[3] for r in scored], dtype=object),
+                  patterns=[r[4] for r in scored])
+
+
+def evaluate_holdout(scored: Scored, threshold: float, budget: metrics.AlertBudget) -> dict[str, float]:
+    """:func:`evaluate` plus precision/recall at the alert budget and recall per pattern."""
+    at_budget = metrics.at_budget(scored.labels, scored.scores, scored.days, budget, scored.patterns)
+    return {**evaluate(scored.labels, scored.scores, threshold),
+            **{k: v for k, v in at_budget.items() if v == v}}  # NaN (no alert, no positive) is not logged
 
 
 def evaluate(labels: "np.ndarray", scores: "np.ndarray", threshold: float) -> dict[str, float]:
@@ -315,9 +341,11 @@ def register(tracking_uri: str, name: str, run_id: str, alias: str | None,
 # --- the job -------------------------------------------------------------------------------------
 
 def train(spark: "SparkSession", dataset: Dataset, params: ForestParams, holdout_fraction: float,
-          threshold: float, tracking_uri: str, model_name: str, alias: str | None) -> TrainResult:
+          threshold: float, tracking_uri: str, model_name: str, alias: str | None,
+          budget: metrics.AlertBudget | None = None) -> TrainResult:
     """Split, fit, evaluate, log, register (and alias when ``alias`` is given); see the module doc."""
     started = time.monotonic()
+    budget = budget or metrics.AlertBudget.parse(config.load().alert_budget)
     split = split_by_time(dataset.rows, holdout_fraction)
     negatives, positives = label_counts(split.train)
     weights = class_weights(negatives, positives)
@@ -325,11 +353,14 @@ def train(spark: "SparkSession", dataset: Dataset, params: ForestParams, holdout
         f"training on {negatives + positives} windows ({positives} positive) before {split.cutoff}")
     model = fit_forest(with_weights(split.train, weights), params)
     fit_seconds = time.monotonic() - started
-    labels, scores = probabilities(model, split.holdout)
-    metrics = {**evaluate(labels, scores, threshold), "fit_seconds": round(fit_seconds, 2)}
-    say(f"holdout: {labels.size} windows ({int(labels.sum())} positive): ROC AUC {metrics['roc_auc']:.4f}, "
-        f"AP {metrics['average_precision']:.4f}, precision {metrics['precision_at_threshold']:.4f} / recall "
-        f"{metrics['recall_at_threshold']:.4f} at {threshold}")
+    scored = score_rows(model, split.holdout)
+    labels = scored.labels
+    run_metrics = {**evaluate_holdout(scored, threshold, budget), "fit_seconds": round(fit_seconds, 2)}
+    say(f"holdout: {labels.size} windows ({int(labels.sum())} positive): ROC AUC {run_metrics['roc_auc']:.4f}, "
+        f"AP {run_metrics['average_precision']:.4f}, precision {run_metrics['precision_at_threshold']:.4f} / recall "
+        f"{run_metrics['recall_at_threshold']:.4f} at {threshold}; at the alert budget {budget}: precision "
+        f"{run_metrics.get('precision_at_budget', float('nan')):.4f} / recall "
+        f"{run_metrics.get('recall_at_budget', float('nan')):.4f}")
     lineage = {**dataset.lineage, "git_commit": _git_commit(), "feature_names": list(features.FEATURE_NAMES),
                "features_sha": feature_definition_sha(), "window": training_data.WINDOW,
                "holdout_first_window": split.cutoff, "train_windows": negatives + positives,
@@ -339,28 +370,32 @@ def train(spark: "SparkSession", dataset: Dataset, params: ForestParams, holdout
                "holdout_positive_share": float(labels.mean())}
     run_params = {"num_trees": params.num_trees, "max_depth": params.max_depth, "max_bins": params.max_bins,
                   "seed": params.seed, "holdout_fraction": holdout_fraction, "threshold": threshold,
+                  "alert_budget": str(budget),
                   "weight_negative": round(weights[0.0], 6), "weight_positive": round(weights[1.0], 6),
                   "num_features": len(features.FEATURE_NAMES), "source": dataset.lineage["source"].get("kind")}
     source = dataset.lineage["source"]
     run_params.update({f"data_{k}": v for k, v in source.items() if k in ("minutes", "mode", "fraud_rate", "seed")})
     for key in ("train_windows", "train_positive_windows", "holdout_windows", "holdout_positive_windows"):
-        metrics[key] = float(lineage[key])
-    run_id = log_run(tracking_uri, model, run_params, metrics, lineage)
+        run_metrics[key] = float(lineage[key])
+    run_id = log_run(tracking_uri, model, run_params, run_metrics, lineage)
     say(f"logged run {run_id} to {tracking_uri} (experiment {EXPERIMENT})")
     description = (f"RandomForest {params.num_trees} trees depth {params.max_depth}; holdout ROC AUC "
-                   f"{metrics['roc_auc']:.4f}, AP {metrics['average_precision']:.4f}; run {run_id}")
+                   f"{run_metrics['roc_auc']:.4f}, AP {run_metrics['average_precision']:.4f}; run {run_id}")
     version = register(tracking_uri, model_name, run_id, alias, description)
     say(f"registered {model_name} v{version}" + (f", alias {alias!r} now on it" if alias else ""))
-    return TrainResult(model=model, split=split, metrics=metrics, lineage=lineage, params=run_params,
+    return TrainResult(model=model, split=split, metrics=run_metrics, lineage=lineage, params=run_params,
                        run_id=run_id, version=version, promoted=alias is not None)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     settings = config.load()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    data = parser.add_argument_group("data (one of --events/--truth, --generate, --quickstart)")
+    data = parser.add_argument_group("data (one of --events/--truth, --generate, --history, --quickstart)")
     data.add_argument("--events", type=Path, help="contract events, one JSON object per line")
     data.add_argument("--truth", type=Path, help="ground truth JSONL of those events (generator --truth-file)")
+    data.add_argument("--history", type=Path, help="your labelled transactions: .csv (header) or .parquet")
+    data.add_argument("--mapping", default=None, help="--history's column mapping: a JSON file or JSON text "
+                                                      "(spark_jobs/history.py); default: the default names")
     data.add_argument("--generate", type=float, metavar="N_MINUTES", help="generate N simulated minutes offline")
     data.add_argument("--mode", default="NORMAL", help="generator load mode for --generate (events/min)")
     data.add_argument("--fraud-rate", type=float, default=settings.fraud_rate, help="for --generate")
@@ -374,6 +409,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--max-depth", type=int, default=ForestParams.max_depth)
     model.add_argument("--holdout-fraction", type=float, default=0.2, help="last share of the minutes held out")
     model.add_argument("--threshold", type=float, default=0.5, help="decision threshold for precision/recall")
+    model.add_argument("--alert-budget", default=settings.alert_budget,
+                       help="alerts analysts review, for precision/recall at the budget: '1%%', '0.01' or '50/day'")
     registry = parser.add_argument_group("registry")
     registry.add_argument("--tracking-uri", default=settings.resolved_mlflow_url())
     registry.add_argument("--model-name", default=settings.model_name)
@@ -388,10 +425,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             if getattr(args, key) == parser.get_default(key):
                 setattr(args, key, value)
         args.promote = args.reload_serving = True
-    if args.generate is None and (args.events is None or args.truth is None):
-        parser.error("give --events FILE and --truth FILE, or --generate N_MINUTES, or --quickstart")
-    if args.generate is not None and args.events is not None:
-        parser.error("--generate and --events are alternatives: pass one")
+    sources = [name for name, given in (("--events", args.events is not None), ("--generate", args.generate
+               is not None), ("--history", args.history is not None)) if given]
+    if len(sources) > 1:
+        parser.error(f"{' and '.join(sources)} are alternatives: pass one")
+    if not sources or (sources == ["--events"] and args.truth is None):
+        parser.error("give --events FILE and --truth FILE, or --generate N_MINUTES, or --history FILE "
+                     "[--mapping M], or --quickstart")
+    try:
+        metrics.AlertBudget.parse(args.alert_budget)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 
@@ -417,7 +461,22 @@ def spark_session(master: str | None, app_name: str = "patternalarm-train") -> "
     return builder.getOrCreate()
 
 
+def history_dataset(spark: "SparkSession", path: Path, mapping: history.ColumnMapping) -> Dataset:
+    """Training rows from a user's labelled history (spark_jobs/history.py), cached, with lineage."""
+    rows, source = history.labelled_windows(spark, path, mapping)
+    rows = rows.cache()
+    span = rows.selectExpr(f"date_format(MIN(window_start), \"{_ISO}\") AS first",
+                           f"date_format(MAX(window_end), \"{_ISO}\") AS last", "COUNT(*) AS windows").first()
+    lineage = {"source": source, "events_file": str(path), "events_total": source["rows"],
+               "events_valid": source["rows"], "events_rejected": 0, "windows": int(span["windows"]),
+               "event_time_first": span["first"], "event_time_last": span["last"]}
+    return Dataset(rows, lineage)
+
+
 def dataset_from_args(spark: "SparkSession", args: argparse.Namespace) -> Dataset:
+    if args.history is not None:
+        say(f"reading labelled history {args.history}")
+        return history_dataset(spark, args.history, history.ColumnMapping.from_json(args.mapping))
     if args.generate is not None:
         say(f"generating {args.generate:g} simulated minutes at {args.mode} (fraud rate {args.fraud_rate}, "
             f"seed {args.seed}) into {args.work_dir}")
@@ -434,7 +493,8 @@ def run(spark: "SparkSession", args: argparse.Namespace) -> TrainResult:
     dataset = dataset_from_args(spark, args)
     params = ForestParams(num_trees=args.num_trees, max_depth=args.max_depth, seed=args.seed)
     result = train(spark, dataset, params, args.holdout_fraction, args.threshold, args.tracking_uri,
-                   args.model_name, args.alias if args.promote else None)
+                   args.model_name, args.alias if args.promote else None,
+                   metrics.AlertBudget.parse(args.alert_budget))
     if args.reload_serving and result.promoted:
         result.serving_reload = model_registry.reload_serving(settings)
         say(f"scoring service reload: {result.serving_reload}")

@@ -165,11 +165,25 @@ def window_rows(spark: "SparkSession", prepared: "DataFrame", truth_txns: "DataF
     """
     from pyspark.sql.functions import broadcast
 
-    labelled = prepared.join(broadcast(truth_txns), "transaction_id", "left")
+    labelled = (prepared.join(broadcast(truth_txns), "transaction_id", "left")
+                .selectExpr("*", f"CASE WHEN instance_id IS NULL THEN 0 ELSE 1 END AS {TXN_LABEL}"))
+    return aggregate_windows(spark, labelled)
+
+
+TXN_LABEL = "txn_label"  # a transaction's own label (0/1) before windows are labelled
+
+
+def aggregate_windows(spark: "SparkSession", labelled: "DataFrame") -> "DataFrame":
+    """Prepared events with ``txn_label`` (0/1) and ``pattern`` (of a fraudulent transaction, else
+    NULL) grouped into the stream's windows: per actor and domain, tumbling 1 minute on event time.
+
+    A window is labelled 1 when any of its transactions is; its pattern is one of theirs. Columns as
+    :func:`window_rows`.
+    """
     query = f"""
 SELECT actor_id, domain, w.start AS window_start, w.end AS window_end,
-  CAST(MAX(CASE WHEN instance_id IS NULL THEN 0 ELSE 1 END) AS DOUBLE) AS {LABEL},
-  MAX(pattern) AS pattern,
+  CAST(MAX({TXN_LABEL}) AS DOUBLE) AS {LABEL},
+  MAX(CASE WHEN {TXN_LABEL} = 1 THEN pattern END) AS pattern,
   {features.sql_select_list()}
 FROM (SELECT *, window(event_time, '{WINDOW}') AS w FROM {{events}})
 GROUP BY actor_id, domain, w.start, w.end"""
