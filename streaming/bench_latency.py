@@ -1,0 +1,202 @@
+"""End-to-end latency and memory at the load modes' true rates: prints numbers, asserts nothing.
+
+    PYTHONPATH=. $(python3 scripts/envs.py python streaming) streaming/bench_latency.py \
+        [--modes NORMAL,PEAK,CRISIS] [--seconds 60]
+
+Complements streaming/bench_job.py (how fast the job drains a backlog: the highest rate it sustains)
+with what a user sees at a given rate: the generator produces live at each mode's rate (token bucket,
+event time = wall time, attacks at --pace) into fresh topics read by a fresh detection job writing to
+a scratch database, and for each mode this prints
+
+  * produced vs processed events (the job keeps up when the backlog at the end of the phase is small),
+  * event -> alert latency p50/p95/p99/max: from the triggering event's timestamp to the moment its
+    alert row was stored, which is also the moment the database grouped it into an incident (the
+    grouping trigger runs in the same transaction). It includes the watermark delay
+    (PA_WATERMARK_DELAY_S) by design: a pattern cannot complete before the watermark passes its event;
+  * the proportional set size (PSS: shared pages split between the processes sharing them, so the
+    numbers add up) of every process of the stack, grouped by component, peak over the phase.
+
+The scoring service, MLflow and Airflow are measured when they run (`make up`); the job scores
+windows through the stack's scoring service when that is up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from patternalarm import config
+from patternalarm.stack import kafka_broker, postgres
+from streaming import generator
+from streaming.bench_job import free_port, machine
+from streaming.load_profile import MODES_PER_MIN
+
+COMPONENTS = (  # (name, test on the process's command line); first match wins
+    ("detection-job", lambda c, job: job),
+    ("kafka", lambda c, job: "kafka.Kafka" in c),
+    ("postgres", lambda c, job: c.startswith("postgres") or "/postgresql/" in c),
+    ("mlflow", lambda c, job: "mlflow" in c),
+    ("scoring-service", lambda c, job: "serving" in c and "python" in c),
+    ("airflow", lambda c, job: "airflow" in c),
+)
+
+
+def _pss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        found.add(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split() if int(c) not in found]
+        except OSError:
+            pass
+    return found
+
+
+def memory_by_component(job_pid: int) -> dict[str, float]:
+    """PSS in MB of every stack process, by component (the bench process itself is 'generator')."""
+    job = _descendants(job_pid)
+    totals: dict[str, float] = {"generator": _pss_mb(os.getpid())}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        for name, matches in COMPONENTS:
+            if matches(cmd, int(entry.name) in job):
+                totals[name] = totals.get(name, 0.0) + _pss_mb(int(entry.name))
+                break
+    return totals
+
+
+@dataclass
+class MemoryPeak:
+    job_pid: int
+    peak: dict[str, float] = field(default_factory=dict)
+    peak_total: float = 0.0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def sample_until_stopped(self, every_s: float = 2.0) -> None:
+        while not self.stop.wait(every_s):
+            now = memory_by_component(self.job_pid)
+            for k, v in now.items():
+                self.peak[k] = max(self.peak.get(k, 0.0), v)
+            self.peak_total = max(self.peak_total, sum(now.values()))
+
+
+def processed(settings: config.Settings, since: datetime) -> int:
+    return int(postgres.psql(settings, "SELECT coalesce(sum(valid_events + invalid_events), 0) FROM "
+                                       f"stream_throughput WHERE window_end > '{since.isoformat()}'"))
+
+
+def latency(settings: config.Settings, start: datetime, end: datetime) -> dict[str, Any]:
+    row = postgres.psql(settings, f"""
+        WITH l AS (SELECT extract(epoch FROM stored_at - event_time) * 1000 AS ms, score_status FROM alerts
+                    WHERE event_time >= '{start.isoformat()}' AND event_time < '{end.isoformat()}')
+        SELECT json_build_object(
+          'alerts', count(*),
+          'p50_ms', round(percentile_cont(0.50) WITHIN GROUP (ORDER BY ms)::numeric),
+          'p95_ms', round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric),
+          'p99_ms', round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric),
+          'max_ms', round(max(ms)::numeric),
+          'score_status', (SELECT json_object_agg(score_status, n) FROM
+                             (SELECT score_status, count(*) AS n FROM l GROUP BY 1) s))
+        FROM l""")
+    return json.loads(row)
+
+
+def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, pace: float,
+              drain_s: float) -> dict[str, Any]:
+    from streaming.kafka_io import EventProducer
+
+    producer = EventProducer(settings)
+    stream = generator.EventStream(seed, settings.fraud_rate, f"bench-{mode}", pace=pace)
+    start = datetime.now(timezone.utc)
+    base = processed(settings, start)
+    stats = generator.run(stream, producer.send, lambda truth: None, mode, seconds, tail_s=0.0)
+    stats.errors = producer.failed + producer.close()
+    end = datetime.now(timezone.utc)
+    backlog_at_end = stats.produced - (processed(settings, start) - base)
+    deadline = time.monotonic() + drain_s
+    while processed(settings, start) - base < stats.produced and time.monotonic() < deadline:
+        time.sleep(1)
+    time.sleep(settings.watermark_delay_s + 3)  # the last alerts wait for the watermark
+    done = processed(settings, start) - base
+    return {"mode": mode, "target_per_min": MODES_PER_MIN.get(mode),
+            "produced": stats.produced, "produce_errors": stats.errors,
+            "achieved_per_min": round(stats.produced * 60 / max((end - start).total_seconds(), 1e-9)),
+            "processed": done, "backlog_when_production_ended": max(backlog_at_end, 0),
+            "event_to_alert": latency(settings, start, end)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--modes", default="NORMAL,PEAK,CRISIS")
+    parser.add_argument("--seconds", type=float, default=60.0, help="production time per mode")
+    parser.add_argument("--pace", type=float, default=0.25, help="attack pace (generator --pace)")
+    parser.add_argument("--drain-s", type=float, default=120.0, help="longest wait for the job to catch up")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    from tests.streaming.job_process import DetectionJob
+    from tests.support.databases import scratch_database
+
+    report: dict[str, Any] = {"machine": machine(), "phases": []}
+    var_dir = Path(tempfile.mkdtemp(prefix="pa-bench-latency-"))
+    run_id = uuid.uuid4().hex[:8]
+    saved = dict(os.environ)
+    try:
+        with scratch_database("pa_bench"):
+            kafka_broker.start(config.load())
+            os.environ.update(PA_TOPIC_EVENTS=f"bench-{run_id}.events", PA_TOPIC_ALERTS=f"bench-{run_id}.alerts",
+                              PA_TOPIC_DEAD_LETTER=f"bench-{run_id}.dead-letter", PA_VAR_DIR=str(var_dir),
+                              PA_FLINK_REST_PORT=str(free_port()))
+            settings = config.load()
+            kafka_broker.ensure_topics(settings)
+            job = DetectionJob(settings, var_dir / "job.log")
+            job.start(resume=False)
+            try:
+                for i, mode in enumerate(args.modes.split(",")):
+                    memory = MemoryPeak(job.proc.pid)
+                    sampler = threading.Thread(target=memory.sample_until_stopped, daemon=True)
+                    sampler.start()
+                    phase = run_phase(settings, mode, args.seconds, args.seed + i, args.pace, args.drain_s)
+                    memory.stop.set()
+                    sampler.join()
+                    phase["peak_pss_mb"] = {k: round(v) for k, v in sorted(memory.peak.items())}
+                    phase["peak_pss_mb_total"] = round(memory.peak_total)
+                    report["phases"].append(phase)
+                    print(json.dumps(phase), flush=True)
+            finally:
+                job.kill()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    report["machine"]["loadavg_1m_at_end"] = os.getloadavg()[0]
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
