@@ -48,9 +48,14 @@ generate: ## write events to a file offline: make generate OUT=events.jsonl DURA
 	@$(STREAMING_PY) -m streaming.generator --out "$${OUT:-var/events.jsonl}" --duration "$${DURATION:-10m}" \
 	  --mode "$${MODE:-NORMAL}" --no-truth-db --truth-file "$${TRUTH:-var/ground_truth.jsonl}"
 
-train: ## quickstart model: 30 generated minutes (seeded), Spark forest, registered in MLflow as champion [ARGS=...]
+train: ## quickstart model (30 generated minutes, registered as champion); FILE=history.csv|.parquet [MAPPING=...] trains on your labelled history [ARGS=...]
 	@$(STACK) up postgres mlflow
-	@$(AIRFLOW_PY) -m spark_jobs.train --quickstart $(ARGS)
+	@$(AIRFLOW_PY) -m spark_jobs.train $(if $(FILE),--history "$(FILE)" $(if $(MAPPING),--mapping '$(MAPPING)',),--quickstart) $(ARGS)
+
+backtest: ## a registered model on labelled history: make backtest FILE=history.csv|.parquet [MAPPING=json|file] [MODEL=version|alias] [ARGS=...]
+	@test -n "$(FILE)" || { echo "usage: make backtest FILE=history.csv|.parquet [MAPPING='{\"actor\": \"customer_id\"}'] [MODEL=champion]"; exit 2; }
+	@$(STACK) up postgres mlflow
+	@$(AIRFLOW_PY) -m spark_jobs.backtest --file "$(FILE)" $(if $(MAPPING),--mapping '$(MAPPING)',) $(if $(MODEL),--model "$(MODEL)",) $(ARGS)
 
 retrain: ## run the fraud_model_retrain DAG to completion (extract, GX, Spark, gate, swap, record) [CONF='{"gate_margin":0.02}']
 	@$(STACK) up postgres mlflow
