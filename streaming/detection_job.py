@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from patternalarm import config
 from patternalarm.config import Settings
-from streaming import contract_sql, patterns
+from streaming import contract_sql, patterns, window_scoring
 from patternalarm.features import FEATURES, sql_select_list
 
 if TYPE_CHECKING:
@@ -127,10 +127,12 @@ FROM events_checked WHERE reject_reason IS NULL""")
     t_env.execute_sql(kafka_sink_ddl("alerts_topic", ALERT_SCHEMA, settings.topic_alerts, settings))
     t_env.execute_sql(jdbc_sink_ddl("alerts_db", "alerts", ALERT_SCHEMA + ", PRIMARY KEY (alert_id) NOT ENFORCED",
                                     settings))
+    window_scoring.register(t_env, settings)
     t_env.execute_sql(jdbc_sink_ddl(
         "actor_windows_db", "actor_windows",
         "actor_id STRING, domain STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3), "
-        "event_count BIGINT, amount_sum DOUBLE, features STRING, "
+        "event_count BIGINT, amount_sum DOUBLE, features STRING, score DOUBLE, score_status STRING, "
+        "model_version STRING, suspicious BOOLEAN, scored_at TIMESTAMP(3), "
         "PRIMARY KEY (actor_id, window_start) NOT ENFORCED", settings))
     t_env.execute_sql(jdbc_sink_ddl(
         "stream_throughput_db", "stream_throughput",
@@ -149,16 +151,24 @@ FROM ({union})"""
 
 
 def actor_windows_query() -> str:
-    """Per-actor 1-minute feature windows: the model's inputs, from the shared feature definitions."""
+    """Per-actor 1-minute feature windows: the model's inputs, from the shared feature definitions,
+    each scored by the scoring service in micro-batches (streaming/window_scoring.py: score_window is
+    the job's only Python operator, and only windows, one per actor and minute, cross into it)."""
     features_json = ", ".join(f"KEY '{f.name}' VALUE {f.name}" for f in FEATURES)
     return f"""
-SELECT actor_id, domain, window_start, window_end, CAST(txn_count AS BIGINT), amount_sum,
-  JSON_OBJECT({features_json}) AS features
+SELECT actor_id, domain, window_start, window_end, event_count, amount_sum, features,
+  s.score, s.score_status, s.model_version, s.suspicious,
+  CAST(TO_TIMESTAMP_LTZ(s.scored_at_ms, 3) AS TIMESTAMP(3)) AS scored_at
 FROM (
-  SELECT actor_id, domain, window_start, window_end,
-  {sql_select_list()}
-  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
-  GROUP BY actor_id, domain, window_start, window_end
+  SELECT actor_id, domain, window_start, window_end, CAST(txn_count AS BIGINT) AS event_count, amount_sum,
+    JSON_OBJECT({features_json}) AS features,
+    {window_scoring.call_sql()} AS s
+  FROM (
+    SELECT actor_id, domain, window_start, window_end,
+    {sql_select_list()}
+    FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+    GROUP BY actor_id, domain, window_start, window_end
+  )
 )"""
 
 
@@ -282,6 +292,8 @@ def create_environment(settings: Settings, resume: bool = True) -> "TableEnviron
         "restart-strategy.fixed-delay.attempts": "10",
         "restart-strategy.fixed-delay.delay": "2 s",
     }
+    # The scoring micro-batches: Arrow batch and bundle of the Python operator (streaming/window_scoring.py).
+    options.update(window_scoring.python_options(settings, sys.executable))
     if settings.flink_rest_port:
         options["rest.port"] = str(settings.flink_rest_port)
     checkpoint = latest_checkpoint(settings) if resume else None

@@ -21,7 +21,10 @@ from tests.support.databases import scratch_database
 STACK_SETTINGS = config.load()
 
 ISOLATED = ("PA_IDLE_TIMEOUT_S", "PA_TOPIC_EVENTS", "PA_TOPIC_ALERTS", "PA_TOPIC_DEAD_LETTER", "PA_VAR_DIR", "PA_FLINK_REST_PORT",
-            "PA_PG_DATABASE")
+            "PA_PG_DATABASE", "PA_SERVING_URL", "PA_API_KEY", "PA_SCORING_COOLDOWN_S", "PA_SUSPICIOUS_THRESHOLD")
+# Where an isolated job sends windows to be scored unless a test starts its own service: a closed
+# port, so a stack's scoring service never scores a test's windows (they are stored unscored).
+NO_SCORING_SERVICE = "http://127.0.0.1:9"
 
 
 @contextmanager
@@ -37,6 +40,7 @@ def isolated_run(var_dir: Path) -> Iterator[Settings]:
             kafka_broker.ensure_topics(config.load())
             os.environ["PA_VAR_DIR"] = str(var_dir)
             os.environ["PA_FLINK_REST_PORT"] = "0"  # a stack's job may hold the usual port
+            os.environ["PA_SERVING_URL"] = NO_SCORING_SERVICE
             yield config.load()
     finally:
         for key, value in saved.items():

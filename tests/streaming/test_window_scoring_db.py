@@ -1,0 +1,169 @@
+"""Migration 004 in a real PostgreSQL: window scores reach alerts whichever arrives first, severity from
+rule and score, incidents follow (down too), unscored and not_applicable alerts, replays that change
+nothing, and suspicious_activity exactly once (and superseded by a later rule alert).
+
+Rows are written as the job's JDBC sinks write them: upserts of the sink's columns only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import psycopg2
+import pytest
+
+from tests.support.databases import scratch_database
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+ALERT_SINK_COLUMNS = ("alert_id", "pattern", "domain", "actor_id", "severity", "first_event_time", "event_time",
+                      "emitted_at", "transaction_ids", "measures")
+WINDOW_SINK_COLUMNS = ("actor_id", "domain", "window_start", "window_end", "event_count", "amount_sum", "features",
+                       "score", "score_status", "model_version", "suspicious", "scored_at")
+
+
+@pytest.fixture(scope="module")
+def db() -> Iterator[Any]:
+    with scratch_database("pa_test_scoring_sql") as settings:
+        conn = psycopg2.connect(settings.db_url())
+        conn.autocommit = True
+        yield conn
+        conn.close()
+
+
+@pytest.fixture()
+def cur(db: Any) -> Iterator[Any]:
+    with db.cursor() as cur:
+        cur.execute("TRUNCATE alerts, incidents, incident_verdicts, actor_windows")
+        yield cur
+
+
+def upsert(cur: Any, table: str, key: str, row: dict[str, Any]) -> None:
+    """What Flink's PostgreSQL dialect sends: INSERT ... ON CONFLICT (key) DO UPDATE SET every other column."""
+    cols = list(row)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in key.split(", "))
+    cur.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))}) "
+                f"ON CONFLICT ({key}) DO UPDATE SET {updates}", [row[c] for c in cols])
+
+
+def alert(cur: Any, alert_id: str, actor: str, minute: float, pattern: str = "card_testing",
+          severity: str = "HIGH", domain: str = "ecommerce", span_s: float = 40) -> None:
+    last = T0 + timedelta(minutes=minute)
+    upsert(cur, "alerts", "alert_id", {
+        "alert_id": alert_id, "pattern": pattern, "domain": domain, "actor_id": actor, "severity": severity,
+        "first_event_time": last - timedelta(seconds=span_s), "event_time": last, "emitted_at": last,
+        "transaction_ids": json.dumps([f"{alert_id}-t"]), "measures": "{}"})
+
+
+def window(cur: Any, actor: str, minute: int, score: float | None, status: str = "scored",
+           suspicious: bool = False, domain: str = "ecommerce") -> None:
+    start = T0 + timedelta(minutes=minute)
+    upsert(cur, "actor_windows", "actor_id, window_start", {
+        "actor_id": actor, "domain": domain, "window_start": start, "window_end": start + timedelta(minutes=1),
+        "event_count": 5, "amount_sum": 10.0, "features": json.dumps({"txn_count": 5.0}), "score": score,
+        "score_status": status, "model_version": "3" if status == "scored" else None, "suspicious": suspicious,
+        "scored_at": start + timedelta(minutes=1, seconds=3)})
+
+
+def alert_row(cur: Any, alert_id: str) -> dict[str, Any]:
+    cur.execute("SELECT score, score_status, model_version, severity, rule_severity, incident_id "
+                "FROM alerts WHERE alert_id = %s", (alert_id,))
+    names = ("score", "score_status", "model_version", "severity", "rule_severity", "incident_id")
+    return dict(zip(names, cur.fetchone()))
+
+
+def incident(cur: Any, incident_id: str) -> dict[str, Any]:
+    cur.execute("SELECT severity, score, status FROM incidents WHERE incident_id = %s", (incident_id,))
+    return dict(zip(("severity", "score", "status"), cur.fetchone()))
+
+
+def suspicious_alerts(cur: Any, actor: str) -> list[tuple[str, str, float]]:
+    cur.execute("SELECT alert_id, severity, score FROM alerts WHERE actor_id = %s "
+                "AND pattern = 'suspicious_activity'", (actor,))
+    return cur.fetchall()
+
+
+@pytest.mark.parametrize(("score", "severity"), [(0.95, "CRITICAL"), (0.5, "HIGH"), (0.05, "MEDIUM")])
+def test_window_first_then_alert_gets_score_and_severity(cur: Any, score: float, severity: str) -> None:
+    window(cur, "u-1", 0, score)
+    alert(cur, "a-1", "u-1", 0.8)
+    row = alert_row(cur, "a-1")
+    assert (row["score"], row["score_status"], row["model_version"]) == (score, "scored", "3")
+    assert (row["rule_severity"], row["severity"]) == ("HIGH", severity)
+    assert incident(cur, row["incident_id"])["severity"] == severity
+
+
+def test_alert_first_then_window_and_the_incident_follows_downwards(cur: Any) -> None:
+    alert(cur, "a-1", "u-1", 0.8)
+    pending = alert_row(cur, "a-1")
+    assert (pending["score_status"], pending["severity"]) == ("pending", "HIGH")
+    window(cur, "u-1", 0, 0.02)
+    row = alert_row(cur, "a-1")
+    assert (row["score"], row["score_status"], row["severity"]) == (0.02, "scored", "MEDIUM")
+    assert incident(cur, row["incident_id"]) == {"severity": "MEDIUM", "score": 0.02, "status": "open"}
+
+
+def test_an_alert_over_several_windows_takes_the_highest_score(cur: Any) -> None:
+    alert(cur, "a-1", "u-1", 2.5, span_s=150)  # 00:00:00 .. 00:02:30 -> windows 0, 1, 2
+    for minute, score in ((0, 0.3), (1, 0.92), (2, 0.4), (3, 0.99)):  # window 3 is after the alert
+        window(cur, "u-1", minute, score)
+    row = alert_row(cur, "a-1")
+    assert (row["score"], row["severity"]) == (0.92, "CRITICAL")
+
+
+def test_unscored_window_makes_the_alert_unscored_until_a_score_arrives(cur: Any) -> None:
+    alert(cur, "a-1", "u-1", 0.8)
+    window(cur, "u-1", 0, None, status="unscored")
+    assert alert_row(cur, "a-1")["score_status"] == "unscored"
+    window(cur, "u-1", 0, 0.95)  # rescored later (replay after the outage)
+    row = alert_row(cur, "a-1")
+    assert (row["score_status"], row["severity"]) == ("scored", "CRITICAL")
+
+
+def test_replays_change_nothing(cur: Any) -> None:
+    window(cur, "u-1", 0, 0.95)
+    alert(cur, "a-1", "u-1", 0.8)
+    before = alert_row(cur, "a-1")
+    alert(cur, "a-1", "u-1", 0.8)  # the sink rewrites severity with the rule's HIGH
+    window(cur, "u-1", 0, None, status="unscored")  # a replay during an outage
+    assert alert_row(cur, "a-1") == before
+    cur.execute("SELECT score, score_status FROM actor_windows WHERE actor_id = 'u-1'")
+    assert cur.fetchall() == [(0.95, "scored")]
+    cur.execute("SELECT count(*), max(alert_count) FROM incidents")
+    assert cur.fetchone() == (1, 1)
+
+
+@pytest.mark.parametrize(("pattern", "domain"), [("promo_abuse", "ecommerce"), ("spike", "iot")])
+def test_alerts_not_keyed_by_an_actor_with_windows_are_not_applicable(cur: Any, pattern: str, domain: str) -> None:
+    window(cur, "addr-1", 0, 0.99)
+    alert(cur, "a-1", "addr-1", 0.8, pattern=pattern, domain=domain, severity="MEDIUM")
+    row = alert_row(cur, "a-1")
+    assert (row["score"], row["score_status"], row["severity"]) == (None, "not_applicable", "MEDIUM")
+
+
+def test_a_high_score_without_a_rule_alert_is_suspicious_activity_once(cur: Any) -> None:
+    window(cur, "u-2", 0, 0.93, suspicious=True)
+    window(cur, "u-2", 0, 0.93, suspicious=True)  # replayed window
+    window(cur, "u-3", 0, 0.6, suspicious=False)  # below the threshold
+    found = suspicious_alerts(cur, "u-2")
+    assert found == [(f"suspicious_activity-u-2-{T0:%Y%m%dT%H%M%S}", "HIGH", 0.93)]  # MEDIUM raised by 0.93
+    assert suspicious_alerts(cur, "u-3") == []
+    cur.execute("SELECT count(*) FROM incidents WHERE pattern = 'suspicious_activity'")
+    assert cur.fetchone() == (1,)
+
+
+def test_a_rule_alert_already_there_explains_the_high_score(cur: Any) -> None:
+    alert(cur, "a-1", "u-1", 0.8)
+    window(cur, "u-1", 0, 0.93, suspicious=True)
+    assert suspicious_alerts(cur, "u-1") == []
+
+
+def test_a_rule_alert_arriving_later_resolves_the_open_suspicious_incident(cur: Any) -> None:
+    window(cur, "u-1", 0, 0.93, suspicious=True)
+    [(suspicious_id, _, _)] = suspicious_alerts(cur, "u-1")
+    alert(cur, "a-1", "u-1", 4.0, span_s=230)  # the pattern completes minutes later
+    suspicious_incident = alert_row(cur, suspicious_id)["incident_id"]
+    assert incident(cur, suspicious_incident)["status"] == "resolved"
+    assert incident(cur, alert_row(cur, "a-1")["incident_id"])["status"] == "open"
+    assert alert_row(cur, "a-1")["score"] == 0.93  # the window overlaps the rule alert's span
