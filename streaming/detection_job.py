@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING
 
 from patternalarm import config
 from patternalarm.config import Settings
-from streaming import contract_sql, patterns, window_scoring
+from streaming import contract_sql, iot_detectors, patterns, window_scoring
 from patternalarm.features import FEATURES, sql_select_list
 
 if TYPE_CHECKING:
+    from pyflink.common import JobClient
     from pyflink.table import StatementSet, TableEnvironment
 
 log = logging.getLogger("patternalarm.detection")
@@ -116,7 +117,12 @@ def create_tables(t_env: "TableEnvironment", settings: Settings) -> None:
     # A view of a Table object, not of SQL text: every statement then shares the one planned correlate
     # (SQL views are re-parsed per INSERT with a fresh correlation variable, and each copy would run
     # parse_event again, with the consumer's filter pushed into it).
-    t_env.create_temporary_view("events_checked", t_env.sql_query(events_checked_sql()))
+    # The IoT detectors are a DataStream function (event-time timers): the parsed events go through one
+    # Table -> DataStream conversion that feeds both them and, read back, every SQL statement below, so
+    # the job keeps one Kafka source and one parse (iot_detectors.attach says why).
+    events_checked, iot_alerts = iot_detectors.attach(t_env, t_env.sql_query(events_checked_sql()))
+    t_env.create_temporary_view("events_checked", events_checked)
+    t_env.create_temporary_view("iot_alerts", iot_alerts)
     t_env.execute_sql(f"""
 CREATE TEMPORARY VIEW events AS
 SELECT {contract_sql.event_view_columns()}
@@ -141,8 +147,14 @@ FROM events_checked WHERE reject_reason IS NULL""")
 
 
 def alerts_query() -> str:
-    """All patterns' alerts, stamped with the moment the job emitted them."""
-    selects = [f"SELECT {', '.join(ALERT_COLUMNS)} FROM ({patterns.render(p)})" for p in patterns.enabled()]
+    """All patterns' alerts (SQL patterns and the IoT detectors), stamped with the moment the job
+    emitted them."""
+    # Times as plain TIMESTAMP(3): a pattern may pass its rowtime through, and a UNION cannot mix a time
+    # attribute with the IoT detectors' plain timestamps.
+    columns = ", ".join(f"CAST({c} AS TIMESTAMP(3)) AS {c}" if c in ("first_event_time", "event_time") else c
+                        for c in ALERT_COLUMNS)
+    selects = [f"SELECT {columns} FROM ({patterns.render(p)})" for p in patterns.enabled()]
+    selects.append(iot_detectors.alerts_select("iot_alerts"))
     union = "\nUNION ALL\n".join(selects)
     return f"""
 SELECT alert_id, `pattern`, domain, actor_id, severity, first_event_time, event_time,
@@ -173,7 +185,9 @@ FROM (
 
 
 def build_pipeline(t_env: "TableEnvironment", settings: Settings) -> "StatementSet":
-    """Declare sources, views and sinks; return the statement set that runs them as one job."""
+    """Declare sources, views and sinks; return the statement set that runs them as one job (with the
+    IoT DataStream branch: run it with :func:`submit`, not StatementSet.execute, which would leave
+    that branch out)."""
     create_tables(t_env, settings)
     t_env.execute_sql(f"CREATE TEMPORARY VIEW all_alerts AS {alerts_query()}")
     statements = t_env.create_statement_set()
@@ -201,7 +215,7 @@ def plan_fingerprint() -> str:
     offsets instead, losing only the partial pattern and window state of the old plan."""
     # The TTL too: Flink cannot restore state kept without TTL into state with one, or the reverse.
     text = "\n".join([events_checked_sql(), alerts_query(), actor_windows_query(),
-                      f"state ttl {config.load().state_ttl_days} d"])
+                      f"state ttl {config.load().state_ttl_days} d", iot_detectors.plan_text()])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -240,7 +254,7 @@ def udf_jar() -> str:
     return Path(jar).resolve().as_uri()
 
 
-def table_environment(udf_jar_uri: str) -> "TableEnvironment":
+def table_environment(udf_jar_uri: str, options: dict[str, str] | None = None) -> "TableEnvironment":
     """A streaming table environment on a local execution environment whose user class loader holds
     the parse_event jar.
 
@@ -249,6 +263,10 @@ def table_environment(udf_jar_uri: str) -> "TableEnvironment":
     (StreamingJobGraphGenerator.preValidate) with that loader, which cannot see a UDF jar added by
     `pipeline.jars`, `ADD JAR` or `USING JAR` ("Cannot determine simple type name 'io'", FLINK-28897,
     still so in PyFlink 1.20.3). "local" + attached is what LocalStreamEnvironment sets itself.
+
+    ``options`` go into the execution environment's own configuration: the job runs through it
+    (:func:`submit`), and options set on the table config only would not reach it (checkpointing,
+    pipeline.jars, the restore path).
     """
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.java_gateway import get_gateway
@@ -259,19 +277,22 @@ def table_environment(udf_jar_uri: str) -> "TableEnvironment":
     urls = gateway.new_array(jvm.java.net.URL, 1)
     urls[0] = jvm.java.net.URL(udf_jar_uri)
     loader = jvm.java.net.URLClassLoader(urls, jvm.Thread.currentThread().getContextClassLoader())
+    # Py4J resolves `jvm.io.patternalarm...` (the IoT detector classes) through this thread's loader.
+    jvm.Thread.currentThread().setContextClassLoader(loader)
     j_conf = jvm.org.apache.flink.configuration.Configuration()
     j_conf.setString("execution.target", "local")
     j_conf.setString("execution.attached", "true")
+    for key, value in (options or {}).items():
+        j_conf.setString(key, value)
     j_env = jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment(j_conf, loader)
     return StreamTableEnvironment.create(StreamExecutionEnvironment(j_env), EnvironmentSettings.in_streaming_mode())
 
 
 def create_environment(settings: Settings, resume: bool = True) -> "TableEnvironment":
-    t_env = table_environment(udf_jar())
-    conf = t_env.get_config()
     options = {
         "pipeline.name": JOB_NAME,
-        "pipeline.jars": ";".join(connector_jars()),
+        # the UDF jar too: the IoT detectors are DataStream operators, which USING JAR does not ship
+        "pipeline.jars": ";".join([*connector_jars(), udf_jar()]),
         "parallelism.default": str(settings.flink_parallelism),
         "table.local-time-zone": "UTC",
         # SQL operators never keep a reference to an input row they did not copy, so chained operators
@@ -300,6 +321,8 @@ def create_environment(settings: Settings, resume: bool = True) -> "TableEnviron
     if checkpoint:
         options["execution.state-recovery.path"] = checkpoint.resolve().as_uri()
         log.info("resuming from checkpoint %s", checkpoint)
+    t_env = table_environment(udf_jar(), options)
+    conf = t_env.get_config()
     for key, value in options.items():
         conf.set(key, value)
     return t_env
@@ -319,13 +342,22 @@ def main() -> int:
     settings = config.load()
     jvm_environment(settings)
     t_env = create_environment(settings, resume=os.environ.get("PA_FLINK_RESUME", "1") != "0")
-    result = build_pipeline(t_env, settings).execute()
-    client = result.get_job_client()
-    job_id = client.get_job_id() if client else "?"
+    client = submit(t_env, build_pipeline(t_env, settings))
+    job_id = client.get_job_id()
     log.info("detection job %s running", job_id)
     print(f"detection job {job_id} running", flush=True)
-    result.wait()
+    client.get_job_execution_result().result()
     return 0
+
+
+def submit(t_env: "TableEnvironment", statements: "StatementSet") -> "JobClient":
+    """Run the SQL statements and the IoT DataStream branch as one job: the statements become
+    transformations of the execution environment the IoT branch already lives in."""
+    from pyflink.datastream import StreamExecutionEnvironment
+
+    statements.attach_as_datastream()
+    env = StreamExecutionEnvironment(t_env._j_tenv.execEnv())  # the Java environment table_environment made
+    return env.execute_async(JOB_NAME)
 
 
 if __name__ == "__main__":
