@@ -8,9 +8,11 @@ background traffic; the ids look alike, so detection cannot tell them apart by n
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -138,19 +140,128 @@ def gaming(rng: random.Random, actor_index: int, now: datetime) -> dict[str, Any
 
 
 def iot(rng: random.Random, actor_index: int, now: datetime) -> dict[str, Any]:
-    seasonal = actor_index % 2 == 0
-    level = 20.0 + (actor_index % 15)
-    if seasonal:
-        level += 3.0 * math.sin(now.timestamp() / 3600.0 * 2 * math.pi / 24)
-    event = base(rng, "iot", actor_id("iot", actor_index), now)
-    event.update(device_id=event["actor_id"], site_id=f"site-{actor_index % 50:02d}", metric="temperature",
-                 value=round(rng.gauss(level, 0.5), 3), unit="C")
+    """A reading from a random device: any valid IoT event, for callers without a sensor fleet (the
+    generator's streams use SensorFleet, whose devices keep their own schedule)."""
+    return sensor_reading(rng, Sensor.of(actor_index), now)
+
+
+# IoT devices report on a schedule of their own, not at random: a sensor has a usual interval (small
+# jitter), a level and a noise, and is steady or seasonal (a slow daily sinusoid on top). The dropout
+# detector ("silent for more than 5x the usual interval") needs that: picking a random device per
+# event gives exponential gaps, longer than 5x the mean one time in 150.
+SENSOR_INTERVAL_S = 3.0  # mean usual interval: fast sensors, so a 60 s demo shows their detectors
+SENSOR_JITTER = 0.05  # each gap is the usual interval x U(1 - jitter, 1 + jitter)
+# The fleet asks for this share of the generator's IoT slots; the rest go to the other domains. Some
+# headroom keeps the sensors on time: a slot comes at random, and with every slot spoken for, a late
+# sensor would never catch up.
+FLEET_HEADROOM = 0.85
+
+
+@dataclass
+class Sensor:
+    index: int
+    interval_s: float
+    level: float
+    noise: float
+    seasonal: bool
+    readings: int = 0
+    claimed: bool = False
+    token: int = 0  # bumped when the sensor is rescheduled: older queue entries are stale
+
+    @staticmethod
+    def of(index: int, interval_s: float = SENSOR_INTERVAL_S) -> "Sensor":
+        """Device `index`'s fixed traits (derived from the index, so every stream agrees on them)."""
+        return Sensor(index, interval_s, level=20.0 + index % 15, noise=0.3 + 0.1 * (index % 6),
+                      seasonal=index % 2 == 0)
+
+    def value(self, rng: random.Random, now: datetime) -> float:
+        level = self.level
+        if self.seasonal:
+            level += 3.0 * math.sin(now.timestamp() / 3600.0 * 2 * math.pi / 24)
+        return round(rng.gauss(level, self.noise), 3)
+
+
+def sensor_reading(rng: random.Random, sensor: Sensor, now: datetime, value: float | None = None) -> dict[str, Any]:
+    """One reading of `sensor` (its own value unless one is given: an injected anomaly)."""
+    event = base(rng, "iot", actor_id("iot", sensor.index), now)
+    event.update(device_id=event["actor_id"], site_id=f"site-{sensor.index % 50:02d}", metric="temperature",
+                 value=sensor.value(rng, now) if value is None else round(value, 3), unit="C")
+    sensor.readings += 1
     return event
+
+
+class SensorFleet:
+    """The IoT devices of one stream, each due at its own next reading time.
+
+    Sized for the stream's rate: enough sensors at about SENSOR_INTERVAL_S to fill FLEET_HEADROOM of the
+    IoT share (at least one, at most POPULATION["iot"]; at MINI, one sensor with a longer interval).
+    Usual intervals differ per sensor (0.8-1.2x). An injected anomaly claims a sensor (scenarios/iot.py):
+    the fleet skips it until it is released, so background readings never interleave with the anomaly.
+    """
+
+    def __init__(self, rate_per_min: float) -> None:
+        per_s = max(rate_per_min, 1e-9) / 60.0 * DOMAIN_WEIGHTS["iot"] * FLEET_HEADROOM
+        n = max(1, min(POPULATION["iot"], round(per_s * SENSOR_INTERVAL_S)))
+        factors = [0.8 + 0.4 * ((i * 37) % 101) / 100 for i in range(n)]
+        # Each sensor i reports every scale * factor_i seconds; together they make per_s readings/s.
+        scale = sum(1 / f for f in factors) / per_s
+        self.sensors = [Sensor.of(i, scale * f) for i, f in enumerate(factors)]
+        self._queue: list[tuple[float, int, int]] = []  # (due as epoch seconds, index, token)
+        self._started = False
+
+    def _schedule(self, sensor: Sensor, due: float) -> None:
+        sensor.token += 1
+        heapq.heappush(self._queue, (due, sensor.index, sensor.token))
+
+    def _start(self, rng: random.Random, now: datetime) -> None:
+        """Spread the first readings over one interval, so the fleet does not report all at once."""
+        self._started = True
+        for sensor in self.sensors:
+            self._schedule(sensor, now.timestamp() + rng.uniform(0, sensor.interval_s))
+
+    def reading(self, rng: random.Random, now: datetime) -> dict[str, Any] | None:
+        """The reading of the sensor most overdue, or None when no sensor is due yet."""
+        if not self._started:
+            self._start(rng, now)
+        t = now.timestamp()
+        while self._queue and self._queue[0][0] <= t:
+            due, index, token = heapq.heappop(self._queue)
+            sensor = self.sensors[index]
+            if token != sensor.token or sensor.claimed:
+                continue  # rescheduled meanwhile, or taken by an injected anomaly (released later)
+            gap = sensor.interval_s * rng.uniform(1 - SENSOR_JITTER, 1 + SENSOR_JITTER)
+            self._schedule(sensor, max(due + gap, t))  # on schedule, or from now when far behind
+            return sensor_reading(rng, sensor, now)
+        return None
+
+    def claim(self, rng: random.Random) -> Sensor:
+        """A sensor for an injected anomaly: a free one, or a new one added to the fleet."""
+        free = [s for s in self.sensors if not s.claimed]
+        if free:
+            sensor = rng.choice(free)
+        else:
+            sensor = Sensor.of(len(self.sensors), SENSOR_INTERVAL_S)
+            self.sensors.append(sensor)
+        sensor.claimed = True
+        return sensor
+
+    def release(self, sensor: Sensor, now: datetime) -> None:
+        """Back on the fleet's schedule, one usual interval after its last (anomaly) reading."""
+        sensor.claimed = False
+        self._schedule(sensor, now.timestamp() + sensor.interval_s)
 
 
 FACTORIES = {"fintech": fintech, "ecommerce": ecommerce, "gaming": gaming, "iot": iot}
 
 
-def legit_event(rng: random.Random, now: datetime) -> dict[str, Any]:
+def legit_event(rng: random.Random, now: datetime, fleet: SensorFleet | None = None) -> dict[str, Any]:
+    """One background event. With a fleet, an IoT slot goes to the sensor that is due (or, when none is
+    due yet, to one of the other domains): the total rate stays the mode's."""
     domain = rng.choices(list(DOMAIN_WEIGHTS), weights=list(DOMAIN_WEIGHTS.values()))[0]
+    if domain == "iot" and fleet is not None:
+        reading = fleet.reading(rng, now)
+        if reading is not None:
+            return reading
+        others = [d for d in DOMAIN_WEIGHTS if d != "iot"]
+        domain = rng.choices(others, weights=[DOMAIN_WEIGHTS[d] for d in others])[0]
     return FACTORIES[domain](rng, rng.randrange(POPULATION[domain]), now)

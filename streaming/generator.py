@@ -41,23 +41,30 @@ class EventStream:
     # bound ("within 10 min"), so 0.25 keeps attacks positive while a demo need not wait minutes for a
     # slow script to finish; background traffic is unaffected.
     pace: float = 1.0
+    # Sizes the IoT sensor fleet (devices report on schedules of their own, behaviours.SensorFleet).
+    rate_per_min: float = 10_000.0
     rng: random.Random = field(init=False)
+    fleet: behaviours.SensorFleet = field(init=False)
     _due: list[tuple[datetime, int, scenarios.Instance]] = field(init=False, default_factory=list)
     _counter: Iterator[int] = field(init=False, default_factory=itertools.count)
     started_instances: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.fleet = behaviours.SensorFleet(self.rate_per_min)
 
     def next_event(self, now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
         if self._due and self._due[0][0] <= now:
             return self._step(now)
         if self.fraud_rate > 0 and self.rng.random() < self.fraud_rate:
             instance = scenarios.pick(self.rng, self.started_instances, self.patterns)
+            bind = getattr(instance, "bind_fleet", None)
+            if bind:  # an IoT anomaly takes over one of the fleet's sensors (scenarios/iot.py)
+                bind(self.fleet, self.rng)
             self.started_instances += 1
             heapq.heappush(self._due, (now, next(self._counter), instance))
             return self._step(now)
-        return self._stamp(behaviours.legit_event(self.rng, now)), None
+        return self._stamp(behaviours.legit_event(self.rng, now, self.fleet)), None
 
     def _step(self, now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
         _, _, instance = heapq.heappop(self._due)
@@ -67,7 +74,8 @@ class EventStream:
         instance.first_event_time = instance.first_event_time or now
         instance.last_event_time = now
         if instance.steps:
-            delay = instance.steps[0][0] * self.pace
+            # IoT steps are a device's reading schedule: compressing them would change its usual interval
+            delay = instance.steps[0][0] * (self.pace if getattr(instance, "paced", True) else 1.0)
             heapq.heappush(self._due, (now + timedelta(seconds=delay), next(self._counter), instance))
             return event, None
         return event, instance.truth(self.run_id)
@@ -199,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 0.0 < args.pace <= 1.0:
         raise SystemExit(f"generator: --pace {args.pace} must be in (0, 1]: a slower attack could break its "
                          "pattern's time limit")
-    stream = EventStream(args.seed, args.fraud_rate, run_id, patterns, args.test_id, pace=args.pace)
+    stream = EventStream(args.seed, args.fraud_rate, run_id, patterns, args.test_id, pace=args.pace,
+                         rate_per_min=rate_function(args.mode)(0))
 
     requests = {"count": 0}
 

@@ -77,3 +77,4 @@ def pick(rng: random.Random, n: int, patterns: tuple[str, ...] | None = None) ->
 from streaming.scenarios import ecommerce  # noqa: E402,F401
 from streaming.scenarios import gaming  # noqa: E402,F401
 from streaming.scenarios import fintech  # noqa: E402,F401
+from streaming.scenarios import iot  # noqa: E402,F401

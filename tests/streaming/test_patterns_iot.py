@@ -1,0 +1,165 @@
+"""IoT detectors through the real job: a positive case and near misses per detector, in simulated time.
+
+Every case's device reports every 2 s from the base day until END (16 minutes), so no device falls
+silent except where a case means it; the harness's flush (40 days later) then passes every device's
+deadline at once with no reading in between, which must not be a dropout (a hole in the whole stream
+is not every device failing). Sensors are steady (odd indexes); values come from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from streaming import behaviours
+from tests.streaming.pattern_harness import Outcome, PatternCase, assert_case, at, run_cases
+
+INTERVAL_S = 2.0
+END_S = 16 * 60
+BASELINE = 60  # normal readings before an anomaly
+RAMP = 60
+
+
+def dev(index: int) -> str:
+    return behaviours.actor_id("iot", index)
+
+
+def series(index: int, value: Callable[[int, float], float | None], start_s: float = 0.0,
+           end_s: float = END_S, gaps: dict[int, float] | None = None) -> list[dict[str, Any]]:
+    """Readings of sensor `index` every INTERVAL_S (gaps: reading k comes that many intervals after
+    k-1); value(k, normal) gives reading k from the sensor's own normal value (None: skip it)."""
+    sensor = behaviours.Sensor.of(index, INTERVAL_S)
+    rng = random.Random(index)
+    out, t, k = [], start_s, 0
+    while t < end_s:
+        moment = at(timedelta(seconds=t))
+        v = value(k, sensor.value(rng, moment))
+        if v is not None:
+            out.append(behaviours.sensor_reading(rng, sensor, moment, v))
+        k += 1
+        t += INTERVAL_S * (gaps or {}).get(k, 1.0)
+    return out
+
+
+def normal(k: int, v: float) -> float:
+    return v
+
+
+def robust_window(values: list[float], window: int = 100) -> tuple[float, float]:
+    """(median, 1.4826 x MAD) of the last `window` readings that differ from the one before: the
+    detector's window."""
+    kept = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]][-window:]
+    m = statistics.median(kept)
+    return m, 1.4826 * statistics.median(abs(v - m) for v in kept)
+
+
+def spike_at(sds: float) -> Callable[[int, float], float]:
+    """Normal readings, reading BASELINE `sds` robust sds above the window's median."""
+    seen: list[float] = []
+
+    def value(k: int, v: float) -> float:
+        if k == BASELINE:
+            m, sd = robust_window(seen)
+            return m + sds * sd
+        seen.append(round(v, 3))
+        return v
+    return value
+
+
+def stuck(readings: int) -> Callable[[int, float], float]:
+    """Normal readings, then `readings` identical ones from BASELINE on, then normal again."""
+    held: list[float] = []
+
+    def value(k: int, v: float) -> float:
+        if BASELINE <= k < BASELINE + readings:
+            held.append(v) if not held else None
+            return held[0]
+        return v
+    return value
+
+
+def shifted(noise_sds: float, hold_s: float, back: bool) -> Callable[[int], Callable[[int, float], float]]:
+    """A ramp of RAMP readings up by noise_sds x the sensor's noise, held hold_s (then ramped back down)."""
+    def make(index: int) -> Callable[[int, float], float]:
+        shift = noise_sds * behaviours.Sensor.of(index).noise
+        hold = int(hold_s / INTERVAL_S)
+
+        def fn(k: int, v: float) -> float:
+            j = k - BASELINE
+            if j < 0:
+                return v
+            up = min(1.0, j / RAMP)
+            if back and j > RAMP + hold:
+                up = max(0.0, 1.0 - (j - RAMP - hold) / RAMP)
+            return v + up * shift
+        return fn
+    return make
+
+
+def case(name: str, events: list[dict[str, Any]], fires: dict[int, str] | None = None,
+         quiet: dict[int, str] | None = None) -> PatternCase:
+    return PatternCase(name, events, expect={dev(i): p for i, p in (fires or {}).items()},
+                       expect_none={dev(i): p for i, p in (quiet or {}).items()})
+
+
+ALL = ("spike", "flatline", "drift", "dropout")
+
+
+def only(index: int, pattern: str | None) -> tuple[dict[int, str], dict[int, str]]:
+    return ({index: pattern} if pattern else {}), {index: p for p in ALL if p != pattern}
+
+
+CASES = [
+    case("spike: one reading 12 robust sds above the median", series(9_000_001, spike_at(12.0)),
+         *only(9_000_001, "spike")),
+    case("spike near miss: 5.5 robust sds", series(9_000_003, spike_at(5.5)), *only(9_000_003, None)),
+    case("flatline: 30 identical readings from a varying sensor", series(9_000_005, stuck(30)),
+         *only(9_000_005, "flatline")),
+    case("flatline near miss: 29 identical readings", series(9_000_007, stuck(29)), *only(9_000_007, None)),
+    case("flatline near miss: a sensor that never varies", series(9_000_009, lambda k, v: 21.5),
+         *only(9_000_009, None)),
+    case("drift: up 5.5 noise sds (ramped over 2 min) and held to the end (12 min)",
+         series(9_000_011, shifted(5.5, END_S, back=False)(9_000_011)), *only(9_000_011, "drift")),
+    case("drift near miss: up 5.5 noise sds for 8 minutes, then back",
+         series(9_000_013, shifted(5.5, 8 * 60, back=True)(9_000_013)), *only(9_000_013, None)),
+    case("drift near miss: up 2 noise sds, held to the end",
+         series(9_000_015, shifted(2.0, END_S, back=False)(9_000_015)), *only(9_000_015, None)),
+    case("dropout: silent after 3 minutes while the other devices go on",
+         series(9_000_017, normal, end_s=3 * 60), *only(9_000_017, "dropout")),
+    case("dropout near miss: silent for 4 usual intervals, then back",
+         series(9_000_019, normal, gaps={BASELINE: 4.0}), *only(9_000_019, None)),
+]
+
+
+SPIKE_READING = CASES[0].events[BASELINE]
+LAST_BEFORE_SILENCE = CASES[8].events[-1]
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    return run_cases(CASES, Path(tmp_path_factory.mktemp("iot-job")))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("pattern_case", CASES, ids=[c.name for c in CASES])
+def test_iot_case(pattern_case: PatternCase, outcome: Outcome) -> None:
+    assert_case(pattern_case, outcome)
+
+
+@pytest.mark.integration
+def test_alerts_carry_evidence(outcome: Outcome) -> None:
+    """The spike's incident holds the reading and the measures that matched; the dropout's, the last
+    reading before the silence."""
+    (spike,) = outcome.found(dev(9_000_001), "spike")
+    (alert,) = spike["evidence"]
+    assert alert["measures"]["deviation_sds"] == pytest.approx(12.0, rel=0.01)
+    assert alert["transaction_ids"] == [SPIKE_READING["transaction_id"]]
+    (dropout,) = outcome.found(dev(9_000_017), "dropout")
+    (alert,) = dropout["evidence"]
+    assert alert["transaction_ids"] == [LAST_BEFORE_SILENCE["transaction_id"]]
+    assert alert["measures"]["usual_interval_s"] == pytest.approx(INTERVAL_S)
