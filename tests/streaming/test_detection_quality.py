@@ -1,7 +1,8 @@
 """Detection quality on a seeded NORMAL stream: precision and recall >= 0.95 for every pattern.
 
 Twenty simulated minutes at the NORMAL rate (10,000 events/min) with injected instances of every
-pattern that has both a SQL file (patterns.enabled(), so PA_PATTERNS narrows it) and a scenario
+pattern that the job runs (a SQL file, patterns.enabled(), or an IoT detector, iot_detectors.enabled();
+PA_PATTERNS narrows both) and that has a scenario
 (scenarios.SCENARIOS), are generated offline, replayed in event-time order into a fresh isolated job
 and scored by `make evaluate`'s own query against the ground truth the generator recorded. Patterns
 are never named here: a new pattern with a scenario joins the test by existing.
@@ -21,7 +22,7 @@ import pytest
 
 from patternalarm.config import Settings
 from patternalarm.events import parse_timestamp
-from streaming import behaviours, evaluate, patterns, scenarios
+from streaming import behaviours, evaluate, iot_detectors, patterns, scenarios
 from streaming.generator import EventStream, run_offline
 from streaming.ground_truth import GroundTruthSink
 from streaming.kafka_io import EventProducer
@@ -41,7 +42,7 @@ RUN_ID = f"quality-seed-{SEED}"
 
 def scored_patterns() -> list[str]:
     """Patterns the job runs and the generator can inject."""
-    return [p for p in patterns.enabled() if p in scenarios.SCENARIOS]
+    return [p for p in [*patterns.enabled(), *iot_detectors.enabled()] if p in scenarios.SCENARIOS]
 
 
 @dataclass

@@ -16,7 +16,10 @@ from typing import Any, Callable
 
 import pytest
 
-from streaming import behaviours
+from patternalarm.config import REPO_ROOT
+from patternalarm.events import parse_timestamp
+from streaming import behaviours, iot_detectors
+from streaming.generator import EventStream, run_offline
 from tests.streaming.pattern_harness import Outcome, PatternCase, assert_case, at, run_cases
 
 INTERVAL_S = 2.0
@@ -163,3 +166,53 @@ def test_alerts_carry_evidence(outcome: Outcome) -> None:
     (alert,) = dropout["evidence"]
     assert alert["transaction_ids"] == [LAST_BEFORE_SILENCE["transaction_id"]]
     assert alert["measures"]["usual_interval_s"] == pytest.approx(INTERVAL_S)
+
+
+def test_docs_list_every_threshold_with_its_default() -> None:
+    doc = (REPO_ROOT / "docs" / "patterns.md").read_text()
+    for pattern, defaults in iot_detectors.DETECTORS.items():
+        for name, default in defaults.items():
+            row = f"| `PA_RULE_{pattern.upper()}_{name.upper()}` | {default} |"
+            assert row in doc, f"docs/patterns.md lacks the row {row}"
+
+
+def test_threshold_override_and_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PA_RULE_DROPOUT_INTERVAL_FACTOR", "7")
+    assert iot_detectors.thresholds("dropout")["interval_factor"] == 7.0
+    assert '"interval_factor":7.0' in iot_detectors.thresholds_json()
+    monkeypatch.setenv("PA_RULE_SPIKE_WINDOW", "lots")
+    with pytest.raises(ValueError, match="PA_RULE_SPIKE_WINDOW"):
+        iot_detectors.thresholds("spike")
+
+
+def test_pa_patterns_selects_iot_detectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PA_PATTERNS", "card_testing,dropout")
+    assert iot_detectors.enabled() == ["dropout"]
+    assert "IN ('dropout')" in iot_detectors.alerts_select()
+
+
+def test_fleet_sensors_keep_their_schedule() -> None:
+    """Ten simulated minutes at NORMAL without injections: every sensor reports at its usual interval
+    (no gap near the dropout's 5x), the IoT share stays near 15 % x headroom, the total rate is kept."""
+    sent: list[dict[str, Any]] = []
+    stream = EventStream(7, 0.0, "fleet", rate_per_min=10_000)
+    run_offline(stream, sent.append, lambda t: None, 10_000, 600, at(timedelta(0)))
+    assert len(sent) == 100_000
+    readings: dict[str, list[float]] = {}
+    for e in sent:
+        if e["domain"] == "iot":
+            readings.setdefault(e["actor_id"], []).append(parse_timestamp(e["timestamp"]).timestamp())
+    assert len(readings) == len(stream.fleet.sensors) == 64
+    share = sum(map(len, readings.values())) / len(sent)
+    assert 0.12 <= share <= 0.135
+    for device, times in readings.items():
+        gaps = [b - a for a, b in zip(times[1:], times[2:])]  # the first gap starts at a random offset
+        usual = statistics.median(gaps)
+        assert max(gaps) < 1.6 * usual, f"{device}: a gap of {max(gaps):.1f} s against a usual {usual:.1f} s"
+
+
+def test_fleet_is_sized_to_the_rate() -> None:
+    assert len(behaviours.SensorFleet(5).sensors) == 1  # MINI: one sensor, every ~94 s
+    assert len(behaviours.SensorFleet(100_000).sensors) == 638  # CRISIS
+    (mini,) = behaviours.SensorFleet(5).sensors
+    assert mini.interval_s == pytest.approx(60 / (5 * 0.15 * 0.85), rel=0.01)
