@@ -80,6 +80,7 @@ def fraud_model_backtest() -> None:
         conn_id="spark_default",
         application=str(REPO_ROOT / "spark_jobs" / "backtest.py"),
         name="patternalarm-backtest",
+        driver_memory="2g",  # as spark_jobs/train.spark_session: the windows are collected to score them
         conf={"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable},
         application_args=[
             "--file", "{{ ti.xcom_pull(task_ids='check')['file'] }}",

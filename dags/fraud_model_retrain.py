@@ -102,6 +102,7 @@ def fraud_model_retrain() -> None:
         conn_id="spark_default",
         application=str(REPO_ROOT / "spark_jobs" / "retrain.py"),
         name="patternalarm-retrain",
+        driver_memory="2g",  # as spark_jobs/train.spark_session; spark-submit's 1g is tight for 1M windows
         conf={"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable},
         application_args=[
             "--input", "{{ ti.xcom_pull(task_ids='extract')['file'] }}",
