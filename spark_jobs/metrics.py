@@ -60,7 +60,7 @@ class AlertBudget:
         return cls(share=share)
 
     def __str__(self) -> str:
-        return f"{self.per_day}/day" if self.per_day is not None else f"{self.share:g}"
+        return f"{self.per_day}/day" if self.per_day is not None else f"{100.0 * (self.share or 0.0):g}%"
 
 
 def _order(scores: np.ndarray) -> np.ndarray:

@@ -87,6 +87,12 @@ def test_first_model_is_promoted_then_a_worse_one_is_only_challenger(env: Any, d
     assert first.state == DagRunState.SUCCESS, states(first)
     assert aliases(mlflow_server) == {"champion": "1"}
     assert deployments(env) == [["1", "champion", "promoted", "pytest"]]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    logged = client.get_run(client.get_model_version("patternalarm-fraud", "1").run_id).data
+    assert {"roc_auc", "average_precision", "precision_at_budget", "recall_at_budget"} <= set(logged.metrics)
+    assert logged.params["alert_budget"] == "1%"  # PA_ALERT_BUDGET's default: the DAG param was empty
 
     weaker = dag.test(run_conf=conf(mlflow_server, num_trees=1, max_depth=1, gate_margin=0.01))
     assert weaker.state == DagRunState.SUCCESS, states(weaker)

@@ -19,6 +19,7 @@ def test_budget_parsing() -> None:
     assert metrics.AlertBudget.parse("1%") == metrics.AlertBudget(share=0.01)
     assert metrics.AlertBudget.parse("0.25") == metrics.AlertBudget(share=0.25)
     assert metrics.AlertBudget.parse(" 50/day ") == metrics.AlertBudget(per_day=50)
+    assert [str(metrics.AlertBudget.parse(t)) for t in ("0.01", "2.5%", "50/day")] == ["1%", "2.5%", "50/day"]
     for bad in ("0", "150%", "x/day", "0/day", "lots"):
         with pytest.raises(ValueError, match="50/day"):
             metrics.AlertBudget.parse(bad)
