@@ -113,12 +113,13 @@ WITH recent AS (
       ON i.actor_id = w.actor_id AND i.verdict IS NOT NULL
      AND w.window_start <= i.last_event_time AND w.window_end > i.first_event_time
    GROUP BY w.actor_id, w.window_start
+), truth_hits AS (  -- a join, not a correlated EXISTS: that re-scanned ground_truth per window (hours at 1M)
+  SELECT DISTINCT w.actor_id, w.window_start
+    FROM recent w JOIN ground_truth g
+      ON g.actor_id = w.actor_id AND w.window_start <= g.last_event_time AND w.window_end > g.first_event_time
 ), sampled AS (
-  SELECT w.actor_id, w.window_start,
-         (EXISTS (SELECT 1 FROM ground_truth g
-                   WHERE g.actor_id = w.actor_id AND w.window_start <= g.last_event_time
-                     AND w.window_end > g.first_event_time))::int::double precision AS label
-    FROM recent w
+  SELECT w.actor_id, w.window_start, (t.actor_id IS NOT NULL)::int::double precision AS label
+    FROM recent w LEFT JOIN truth_hits t ON t.actor_id = w.actor_id AND t.window_start = w.window_start
    WHERE w.window_end <= %(labelled_until)s
      AND NOT EXISTS (SELECT 1 FROM incidents i
                       WHERE i.actor_id = w.actor_id AND w.window_start <= i.last_event_time
