@@ -58,7 +58,8 @@ def generate(n: int, rate_per_min: float, seed: int) -> list[tuple[bytes, bytes]
     injected instance finished, which at a high rate is many more events than asked for).
     """
     out: list[tuple[bytes, bytes]] = []
-    stream = EventStream(seed=seed, fraud_rate=0.002, run_id="bench", patterns=("card_testing",))
+    stream = EventStream(seed=seed, fraud_rate=0.002, run_id="bench", patterns=("card_testing",),
+                         rate_per_min=rate_per_min)  # sizes the IoT sensor fleet to the simulated rate
     now, step = datetime(2026, 1, 1, tzinfo=timezone.utc), timedelta(seconds=60.0 / rate_per_min)
     for _ in range(n):
         event, _truth = stream.next_event(now)

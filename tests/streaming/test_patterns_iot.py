@@ -136,6 +136,10 @@ CASES = [
          series(9_000_017, normal, end_s=3 * 60), *only(9_000_017, "dropout")),
     case("dropout near miss: silent for 4 usual intervals, then back",
          series(9_000_019, normal, gaps={BASELINE: 4.0}), *only(9_000_019, None)),
+    # read from a backlog, the reading after the silence can come before the watermark reaches the
+    # deadline: it must not cancel the dropout that already happened
+    case("dropout: silent for 10 usual intervals, then back",
+         series(9_000_021, normal, gaps={BASELINE: 10.0}), *only(9_000_021, "dropout")),
 ]
 
 

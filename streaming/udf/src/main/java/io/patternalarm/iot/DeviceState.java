@@ -27,6 +27,12 @@ public class DeviceState {
     public int gaps;
     public long dueMs;
     public long cleanupMs;
+    /** A deadline that passed before the next reading came, waiting for the watermark to report it. */
+    public long overdueMs;
+    public long overdueLastMs;
+    public String overdueTxn;
+    public double overdueIntervalMs;
+    public long overdueSilentMs;
 
     /** Drift: the reference level, the state of a shift and when it began. */
     public int driftPhase;

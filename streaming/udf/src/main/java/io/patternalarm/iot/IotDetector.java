@@ -163,7 +163,18 @@ public class IotDetector extends KeyedProcessFunction<String, IotReading, Row> i
             }
         }
         if (s.dueMs != 0) {
-            ctx.timerService().deleteEventTimeTimer(s.dueMs);
+            if (r.eventTimeMs > s.dueMs) {
+                // The deadline passed in event time before this reading came: a dropout whose timer the
+                // watermark has not reached yet (a backlog is read faster than the watermark moves). The
+                // timer stays and reports it; this reading does not cancel what already happened.
+                s.overdueMs = s.dueMs;
+                s.overdueLastMs = s.lastTimeMs;
+                s.overdueTxn = s.lastTxn;
+                s.overdueIntervalMs = s.intervalMs;
+                s.overdueSilentMs = r.eventTimeMs - s.lastTimeMs;
+            } else {
+                ctx.timerService().deleteEventTimeTimer(s.dueMs);
+            }
             s.dueMs = 0;
         }
         if (s.cleanupMs != 0) {
@@ -249,19 +260,31 @@ public class IotDetector extends KeyedProcessFunction<String, IotReading, Row> i
             device.clear();
             return;
         }
+        if (timestamp == s.overdueMs) {
+            dropout(ctx.getCurrentKey(), s.overdueTxn, s.overdueLastMs, timestamp, s.overdueIntervalMs,
+                    s.overdueSilentMs, out);
+            s.overdueMs = 0;
+            device.update(s);
+            return;
+        }
         if (timestamp != s.dueMs) {
             return;
         }
         s.dueMs = 0;
-        long since = timestamp - (long) Math.ceil(s.intervalMs);
-        if (activity.anyBetween(since, timestamp)) {
-            out.collect(alert("dropout", dropoutSeverity, ctx.getCurrentKey(), s.lastTxn, s.lastTimeMs, timestamp,
-                    new String[] {s.lastTxn}, measures("usual_interval_s", s.intervalMs / 1000.0,
-                            "silent_s", (timestamp - s.lastTimeMs) / 1000.0, "interval_factor", intervalFactor)));
-        }
+        dropout(ctx.getCurrentKey(), s.lastTxn, s.lastTimeMs, timestamp, s.intervalMs, timestamp - s.lastTimeMs, out);
         s.cleanupMs = timestamp + RETENTION_MS;
         ctx.timerService().registerEventTimeTimer(s.cleanupMs);
         device.update(s);
+    }
+
+    /** The alert, if other devices of this subtask reported in the last usual interval before the deadline. */
+    private void dropout(String deviceId, String lastTxn, long lastMs, long dueMs, double intervalMs, long silentMs,
+                         Collector<Row> out) {
+        if (activity.anyBetween(dueMs - (long) Math.ceil(intervalMs), dueMs)) {
+            out.collect(alert("dropout", dropoutSeverity, deviceId, lastTxn, lastMs, dueMs, new String[] {lastTxn},
+                    measures("usual_interval_s", intervalMs / 1000.0, "silent_s", silentMs / 1000.0,
+                            "interval_factor", intervalFactor)));
+        }
     }
 
     private double median(DeviceState s, int n) {
