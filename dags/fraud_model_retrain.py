@@ -9,7 +9,9 @@
    Data Docs at var/gx/gx/uncommitted/data_docs/local_site/index.html.
 3. **train**: SparkSubmitOperator (connection `spark_default`: local[*] by default, the master is the
    connection's host) runs spark_jobs/retrain.py: the training job of spark_jobs/train.py on that file,
-   one MLflow run (params, metrics, lineage, Spark model, serving file), a new registered version.
+   one MLflow run (params; metrics on the time-split holdout: ROC AUC, average precision, precision
+   and recall at the threshold and at the alert budget `alert_budget` / PA_ALERT_BUDGET; lineage,
+   Spark model, serving file), a new registered version.
 4. **gate**: the new version and the current champion score the most recent labelled period; the new
    one gets alias `champion` only when `gate_metric` is better by `gate_margin`, else `challenger`.
 5. **serve**: when promoted, the scoring service reloads and /predict/health must report the new
