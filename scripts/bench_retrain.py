@@ -15,6 +15,11 @@ What it does, each step timed:
    comes from its task instance.
 3. **gate with a champion**: the first run had no champion, so the gate scored one model; this step
    registers the same run again and gates it against the champion, scoring both (the daily case).
+4. **backtest** (``--backtest-rows``, default 1,000,000; 0 skips): a synthetic labelled history CSV
+   (a week of customers' payments plus card-testing bursts) in non-default column names, through
+   ``spark_jobs.backtest`` (mapping, windows, the new version's serving forest, metrics, MLflow run)
+   in a local[*] Spark session. The model was trained on the synthetic windows above, so only the
+   time is meaningful, not the metrics.
 
 A private MLflow server (sqlite, under var/bench_retrain/) holds the runs: the stack's registry and
 its scoring service are never touched. The scratch database is dropped at the end (``--keep`` keeps
@@ -219,12 +224,61 @@ def gate_with_champion(settings: config.Settings, folder: Path, tracking_uri: st
                                         "new": decision.new, "champion": decision.champion}
 
 
+HISTORY_MAPPING = {"actor": "customer", "counterparty": "terminal", "amount": "tx_amount", "timestamp": "tx_time",
+                   "label": "is_fraud", "pattern": "scenario"}
+
+
+def write_history(path: Path, rows: int, seed: int) -> int:
+    """A week of payments: customers paying at random times, and every ~1000th row a card tester's
+    burst of 6 small payments within a minute (fraud, scenario card_testing). Returns the row count."""
+    import csv
+
+    rng = random.Random(seed)
+    customers = max(10, rows // 20)
+    written = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["customer", "terminal", "tx_amount", "tx_time", "is_fraud", "scenario"])
+        while written < rows:
+            when = START + timedelta(seconds=rng.random() * 7 * 86400)
+            if rng.random() < 0.001 and written + 6 <= rows:
+                tester = f"tester-{written}"
+                for j in range(6):
+                    out.writerow([tester, f"t{rng.randrange(5000)}", round(rng.uniform(1, 4), 2),
+                                  (when + timedelta(seconds=3 * j)).strftime("%Y-%m-%d %H:%M:%S"), 1, "card_testing"])
+                written += 6
+            else:
+                out.writerow([f"c{rng.randrange(customers)}", f"t{rng.randrange(5000)}", round(rng.uniform(5, 300), 2),
+                              when.strftime("%Y-%m-%d %H:%M:%S"), 0, ""])
+                written += 1
+    return written
+
+
+def bench_backtest(path: Path, tracking_uri: str, model_name: str) -> dict[str, Any]:
+    """spark_jobs.backtest on the history file in a local[*] session; seconds and the overall line."""
+    from spark_jobs import backtest, history, metrics, train
+
+    spark = train.spark_session("local[*]", app_name="patternalarm-bench-backtest")
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        started = time.monotonic()
+        result = backtest.backtest(spark, path, history.ColumnMapping(**HISTORY_MAPPING), tracking_uri, model_name,
+                                   "champion", 100, metrics.AlertBudget.parse("1%"))
+        seconds = time.monotonic() - started
+    finally:
+        spark.stop()
+    return {"seconds": seconds, "windows": int(result.overall["windows"]), "days": int(result.overall["days"]),
+            "rows": result.lineage["rows"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="labelled windows (actor_windows rows)")
     parser.add_argument("--num-trees", type=int, default=50)
     parser.add_argument("--max-depth", type=int, default=8)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--backtest-rows", type=int, default=1_000_000, help="history rows to backtest (0: skip)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args(argv)
 
@@ -253,6 +307,14 @@ def main(argv: list[str] | None = None) -> int:
         trained = json.loads((folder / retrain.RESULT_FILE).read_text()) if (folder / retrain.RESULT_FILE).exists() else {}
         extracted = json.loads((folder / retrain.LINEAGE_FILE).read_text()) if (folder / retrain.LINEAGE_FILE).exists() else {}
         gate_s, gate_info = gate_with_champion(settings, folder, tracking_uri) if trained else (float("nan"), {})
+        backtested: dict[str, Any] = {}
+        if args.backtest_rows and trained:
+            started = time.monotonic()
+            history_rows = write_history(work / "history.csv", args.backtest_rows, args.seed)
+            timings["history file (not part of the path)"] = time.monotonic() - started
+            say(f"wrote {history_rows:,} history rows in {timings['history file (not part of the path)']:.1f} s; "
+                "backtesting")
+            backtested = bench_backtest(work / "history.csv", tracking_uri, settings.model_name)
     finally:
         stop(mlflow_proc)
         if not args.keep:
@@ -273,6 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  gate against a champion (two models score {gate_info.get('period_rows', 0):,} windows): {gate_s:.1f} s "
           f"-> {gate_info.get('decided')}")
     print(f"  seed: {timings['seed (not part of the path)']:.1f} s (COPY, not part of the path)")
+    if backtested:
+        print(f"backtest of {backtested['rows']:,} history transactions ({backtested['windows']:,} windows, "
+              f"{backtested['days']} days; mapping, Spark windows, numpy scoring, metrics, MLflow run): "
+              f"{backtested['seconds']:.1f} s")
     return 0 if str(run.state) == "success" else 1
 
 
