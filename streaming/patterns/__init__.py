@@ -25,14 +25,18 @@ Threshold = float | int | tuple[str, ...]
 
 
 def enabled() -> list[str]:
-    """Every pattern with a SQL file, in name order (PA_PATTERNS=a,b restricts them)."""
+    """Every pattern with a SQL file, in name order (PA_PATTERNS=a,b restricts them; it may also name
+    the IoT detectors, which streaming/iot_detectors.py runs)."""
+    from streaming.iot_detectors import DETECTORS
+
     names = sorted(p.stem for p in PATTERN_DIR.glob("*.sql"))
     chosen = os.environ.get("PA_PATTERNS")
     if chosen:
         wanted = [n.strip() for n in chosen.split(",") if n.strip()]
-        unknown = sorted(set(wanted) - set(names))
+        unknown = sorted(set(wanted) - set(names) - set(DETECTORS))
         if unknown:
-            raise ValueError(f"PA_PATTERNS names unknown patterns {unknown}; known: {', '.join(names)}")
+            raise ValueError(f"PA_PATTERNS names unknown patterns {unknown}; known: "
+                             f"{', '.join(sorted([*names, *DETECTORS]))}")
         return [n for n in names if n in wanted]
     return names
 

@@ -18,7 +18,7 @@ import pytest
 
 from patternalarm.config import REPO_ROOT
 from patternalarm.events import parse_timestamp
-from streaming import behaviours, iot_detectors
+from streaming import behaviours, iot_detectors, patterns
 from streaming.generator import EventStream, run_offline
 from tests.streaming.pattern_harness import Outcome, PatternCase, assert_case, at, run_cases
 
@@ -192,7 +192,10 @@ def test_threshold_override_and_bad_value_names_the_variable(monkeypatch: pytest
 def test_pa_patterns_selects_iot_detectors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PA_PATTERNS", "card_testing,dropout")
     assert iot_detectors.enabled() == ["dropout"]
+    assert patterns.enabled() == ["card_testing"]
     assert "IN ('dropout')" in iot_detectors.alerts_select()
+    monkeypatch.setenv("PA_PATTERNS", "spike")
+    assert patterns.enabled() == [] and iot_detectors.enabled() == ["spike"]
 
 
 def test_fleet_sensors_keep_their_schedule() -> None:
