@@ -167,3 +167,24 @@ def test_a_rule_alert_arriving_later_resolves_the_open_suspicious_incident(cur: 
     assert incident(cur, suspicious_incident)["status"] == "resolved"
     assert incident(cur, alert_row(cur, "a-1")["incident_id"])["status"] == "open"
     assert alert_row(cur, "a-1")["score"] == 0.93  # the window overlaps the rule alert's span
+
+
+def test_a_pending_alert_settles_as_not_applicable_once_later_windows_are_stored(cur: Any) -> None:
+    """A key that never has windows of its own (an account that only receives) stops waiting."""
+    alert(cur, "ml", "acct-receiver", 0, pattern="money_laundering", domain="fintech")
+    window(cur, "acct-other", 3, 0.5, domain="fintech")  # later, but within the settle margin
+    assert alert_row(cur, "ml")["score_status"] == "pending"
+    window(cur, "acct-other", 6, 0.5, domain="fintech")  # ends 7 min after: past the 5-minute margin
+    settled = alert_row(cur, "ml")
+    assert (settled["score_status"], settled["severity"], settled["score"]) == ("not_applicable", "HIGH", None)
+    window(cur, "acct-receiver", 0, 0.95, domain="fintech")  # an old window replayed later changes nothing
+    assert alert_row(cur, "ml")["score_status"] == "not_applicable"
+
+
+def test_a_pending_alert_whose_window_comes_in_time_is_scored(cur: Any) -> None:
+    alert(cur, "ct", "user-7", 0)
+    window(cur, "user-9", 4, 0.2)
+    window(cur, "user-7", 0, 0.95)
+    assert alert_row(cur, "ct")["score_status"] == "scored"
+    window(cur, "user-9", 20, 0.2)  # settling later leaves scored alerts alone
+    assert alert_row(cur, "ct")["score_status"] == "scored"
