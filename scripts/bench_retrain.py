@@ -224,6 +224,11 @@ def gate_with_champion(settings: config.Settings, folder: Path, tracking_uri: st
                                         "new": decision.new, "champion": decision.champion}
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    """A step's JSON output, or {} when the step did not get that far."""
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
 HISTORY_MAPPING = {"actor": "customer", "counterparty": "terminal", "amount": "tx_amount", "timestamp": "tx_time",
                    "label": "is_fraud", "pattern": "scenario"}
 
@@ -304,8 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         from spark_jobs import retrain
 
         folder = retrain.run_folder(settings, run.run_id)
-        trained = json.loads((folder / retrain.RESULT_FILE).read_text()) if (folder / retrain.RESULT_FILE).exists() else {}
-        extracted = json.loads((folder / retrain.LINEAGE_FILE).read_text()) if (folder / retrain.LINEAGE_FILE).exists() else {}
+        trained, extracted = (_read_json(folder / name) for name in (retrain.RESULT_FILE, retrain.LINEAGE_FILE))
         gate_s, gate_info = gate_with_champion(settings, folder, tracking_uri) if trained else (float("nan"), {})
         backtested: dict[str, Any] = {}
         if args.backtest_rows and trained:
@@ -320,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             postgres.psql(base, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)', database="postgres")
 
-    print(f"\nretrain DAG on {counts['windows']:,} actor windows ({extracted.get('rows', '?'):,} labelled training rows; "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}) -> state {run.state}")
+    print(f"\nretrain DAG on {counts['windows']:,} actor windows ({extracted.get('rows', 0):,} labelled training "
+          f"rows; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}) -> state {run.state}")
     for task_id in ("extract", "validate", "train", "gate", "serve", "record"):
         print(f"  {task_id:<9} {durations.get(task_id, float('nan')):8.1f} s")
     print(f"  {'total':<9} {sum(durations.values()):8.1f} s of tasks; {dag_wall:.1f} s wall for dag.test() "

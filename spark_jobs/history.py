@@ -195,14 +195,15 @@ def validate(prepared: "DataFrame", mapping: ColumnMapping) -> int:
     from pyspark.sql import functions as F
 
     checks = [
-        ("actor", F.col("actor_id").isNull(), "actor_id", "rows have no actor; drop them or map actor to a column that is "
-                                              "always filled"),
+        ("actor", F.col("actor_id").isNull(), "actor_id",
+         "rows have no actor; drop them or map actor to a column that is always filled"),
         ("timestamp", F.col("event_time").isNull(), "raw_timestamp",
          "timestamp values could not be parsed; set \"timestamp_format\" in the mapping to a Spark datetime "
          "pattern such as \"yyyy-MM-dd HH:mm:ss\" (or use ISO-8601 / epoch seconds)"),
         ("label", F.col(training_data.TXN_LABEL).isNull(), "raw_label",
          "label values are not 0/1; map label to a column holding 0/1 (or true/false)"),
-        ("amount", F.col("amount").isNull(), "raw_amount", "amount values are not numbers; map amount to a numeric column"),
+        ("amount", F.col("amount").isNull(), "raw_amount",
+         "amount values are not numbers; map amount to a numeric column"),
         ("domain", F.col("domain").isNull() | ~F.col("domain").isin(*sorted(events.DOMAINS)), "domain",
          f"domain values are not one of {sorted(events.DOMAINS)}; map domain to such a column or leave it "
          "unmapped and set default_domain"),
