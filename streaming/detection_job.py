@@ -5,7 +5,9 @@ alerts in PostgreSQL and on the alerts topic.
 
 Everything is Flink SQL plus two Java functions from streaming/udf (parse_event parses and validates
 each payload once against the contract it gets from patternalarm/events.py; event_time_of reads the
-timestamp for the watermark), so records stay in the JVM. Exactly-once in effect: checkpoints commit
+timestamp for the watermark) and, for the IoT detectors, one Java keyed process function
+(streaming/iot_detectors.py: the parsed events become a DataStream once, feeding it and, read back,
+every SQL statement), so records stay in the JVM. Exactly-once in effect: checkpoints commit
 the Kafka offsets, the JDBC sinks upsert rows keyed by deterministic ids (alert ids derive from the
 first matched transaction id), and the database groups an alert into an incident only on its first
 insert. A restart from a checkpoint or a replay therefore rewrites rows instead of adding them.
