@@ -128,14 +128,16 @@ def latency(settings: config.Settings, start: datetime, end: datetime) -> dict[s
 
 
 def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, pace: float,
-              drain_s: float) -> dict[str, Any]:
+              drain_s: float, finish_within_s: float = 30.0) -> dict[str, Any]:
     from streaming.kafka_io import EventProducer
 
     producer = EventProducer(settings)
-    stream = generator.EventStream(seed, settings.fraud_rate, f"bench-{mode}", pace=pace)
+    stream = generator.EventStream(seed, settings.fraud_rate, f"bench-{mode}", pace=pace,
+                                   rate_per_min=generator.rate_function(mode)(0))
     start = datetime.now(timezone.utc)
     base = processed(settings, start)
-    stats = generator.run(stream, producer.send, lambda truth: None, mode, seconds, tail_s=0.0)
+    stats = generator.run(stream, producer.send, lambda truth: None, mode, seconds, tail_s=0.0,
+                          finish_within_s=finish_within_s)
     stats.errors = producer.failed + producer.close()
     end = datetime.now(timezone.utc)
     backlog_at_end = stats.produced - (processed(settings, start) - base)

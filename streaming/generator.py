@@ -94,11 +94,13 @@ class RunStats:
     target_per_min: float = 0.0
     produced: int = 0
     injected: int = 0
+    abandoned: int = 0  # instances still running when --finish-within ran out (no ground truth recorded)
     errors: int = 0
     started: float = field(default_factory=time.time)
 
     def as_dict(self, achieved_per_min: float) -> dict[str, Any]:
-        return {"produced": self.produced, "injected_instances": self.injected, "errors": self.errors,
+        return {"produced": self.produced, "injected_instances": self.injected, "abandoned_instances": self.abandoned,
+                "errors": self.errors,
                 "target_per_min": self.target_per_min, "achieved_per_min": round(achieved_per_min, 1),
                 "elapsed_s": round(time.time() - self.started, 1)}
 
@@ -116,7 +118,8 @@ def _emit(stream: EventStream, now: datetime, send: Callable[[dict[str, Any]], N
 
 def run(stream: EventStream, send: Callable[[dict[str, Any]], None], record: Callable[[dict[str, Any]], None],
         mode: str, duration_s: float | None, stats_file: Path | None = None,
-        interrupts: Callable[[], int] = lambda: 0, tail_s: float = 5.0) -> RunStats:
+        interrupts: Callable[[], int] = lambda: 0, tail_s: float = 5.0,
+        finish_within_s: float | None = None) -> RunStats:
     """Produce at the mode's rate until the duration ends or a stop request, then finish what was injected.
 
     After the main phase no new instance starts, but background traffic keeps flowing at the same
@@ -135,6 +138,9 @@ def run(stream: EventStream, send: Callable[[dict[str, Any]], None], record: Cal
             stream.fraud_rate = 0.0  # no new instance; running ones complete
         if finishing_since is not None:
             if interrupts() >= 2 or (stream.unfinished() == 0 and pacer.elapsed() - finishing_since >= tail_s):
+                break
+            if finish_within_s is not None and pacer.elapsed() - finishing_since >= finish_within_s:
+                stats.abandoned = stream.unfinished()
                 break
         now = datetime.now(timezone.utc)
         for _ in range(pacer.due()):
@@ -194,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--truth-file", type=Path, default=None, help="also write ground truth as JSONL")
     parser.add_argument("--no-truth-db", action="store_true", help="do not write the ground_truth table")
     parser.add_argument("--run-id", default=None)
+    parser.add_argument("--finish-within", type=float, default=None,
+                        help="seconds after the main phase to let running attacks finish; the rest are "
+                             "abandoned without ground truth (default: wait for all)")
+    parser.add_argument("--without", default=None, help="comma-separated injected patterns to leave out")
     parser.add_argument("--pace", type=float, default=1.0,
                         help="multiply the gaps between an attack's steps (0.25: four times faster)")
     parser.add_argument("--test-id", default=None, help="tag events with a load-test run id")
@@ -204,6 +214,13 @@ def main(argv: list[str] | None = None) -> int:
 
     run_id = args.run_id or f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{args.seed}"
     patterns = tuple(args.patterns.split(",")) if args.patterns else None
+    if args.without:
+        left_out = set(args.without.split(","))
+        unknown = left_out - set(scenarios.SCENARIOS)
+        if unknown:
+            raise SystemExit(f"generator: --without names unknown patterns {sorted(unknown)}; known: "
+                             f"{', '.join(scenarios.SCENARIOS)}")
+        patterns = tuple(p for p in (patterns or tuple(scenarios.SCENARIOS)) if p not in left_out)
     if not 0.0 < args.pace <= 1.0:
         raise SystemExit(f"generator: --pace {args.pace} must be in (0, 1]: a slower attack could break its "
                          "pattern's time limit")
@@ -228,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 
         producer = EventProducer(settings)
         stats = run(stream, producer.send, truth_sink.record, args.mode, parse_duration(args.duration),
-                    args.stats_file, interrupts=lambda: requests["count"])
+                    args.stats_file, interrupts=lambda: requests["count"], finish_within_s=args.finish_within)
     else:
         duration = parse_duration(args.duration)
         if duration is None:

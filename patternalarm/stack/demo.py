@@ -31,6 +31,13 @@ from patternalarm.stack import postgres, services
 from patternalarm.stack.__main__ import up, urls
 
 REPORT_EVERY_S = 5.0
+DRIFT_NEEDS_S = 15 * 60  # shortest DURATION whose drift instances finish within FINISH_WITHIN
+
+
+def _seconds(duration: str) -> float:
+    """'60', '60s', '5m', '1h' -> seconds (the generator's --duration forms)."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    return float(duration[:-1]) * units[duration[-1]] if duration[-1] in units else float(duration)
 
 
 def _row(settings: Settings, sql: str) -> list[str]:
@@ -153,9 +160,14 @@ def main(args: list[str]) -> int:
     # which the job rightly treats as a replay and does not alert on twice.
     seed = os.environ.get("SEED") or str(int(time.time()))
     cmd = [services.venv_python("streaming"), "-m", "streaming.generator", "--mode", mode, "--seed", seed,
-           "--run-id", run_id, "--stats-file", str(stats_file), "--pace", pace]
+           "--run-id", run_id, "--stats-file", str(stats_file), "--pace", pace,
+           "--finish-within", os.environ.get("FINISH_WITHIN", "300")]
     if duration:
         cmd += ["--duration", duration]
+    if not duration or _seconds(duration) < DRIFT_NEEDS_S:
+        # A drift must hold for 10 minutes after a baseline: a short demo would wait for it to end.
+        cmd += ["--without", "drift"]
+        print(f"== drift is left out (it needs {DRIFT_NEEDS_S // 60} min; DURATION=20m includes it)")
     print(f"== generator: {mode} {'for ' + duration if duration else 'until Ctrl-C'} (run {run_id}, seed {seed}, "
           f"attacks at pace {pace})")
     # Own sessions: Ctrl-C reaches only this process, which forwards one SIGINT (the generator then
@@ -186,7 +198,9 @@ def main(args: list[str]) -> int:
     print(f"  events processed by the job {final['processed']}, dead letters {final['dead_letters']}")
     print(f"  alerts {final['alerts']}, incidents {final['incidents']} (judged by the simulated analyst "
           f"{final['verdicts']}), latency p50 {final['p50_ms']} ms / p99 {final['p99_ms']} ms")
-    print(f"  injected pattern instances {final['injected']}, found as incidents {final['detected']}")
+    print(f"  injected pattern instances {final['injected']}, found as incidents {final['detected']}"
+          + (f" ({gen['abandoned_instances']} still running at the end were abandoned, FINISH_WITHIN)"
+             if gen.get("abandoned_instances") else ""))
     if os.environ.get("RETRAIN", "1") != "0":
         close_the_loop(settings)
     print("\n== UIs (the stack keeps running; `make down` stops it)")

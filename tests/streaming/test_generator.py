@@ -99,3 +99,17 @@ def test_pace_compresses_attacks_only() -> None:
     fast_id, fast = one_instance(0.25)
     assert normal_id == fast_id and normal > 60
     assert abs(fast - normal * 0.25) <= 0.1  # events land on the 10 ms ticks of the offline clock
+
+
+def test_finish_within_abandons_slow_attacks_without_ground_truth() -> None:
+    """A bounded demo: attacks still running when the finishing time runs out get no ground truth."""
+    from streaming.generator import run
+
+    stream = EventStream(5, 0.05, "run-finish", ("account_takeover",), rate_per_min=6000)
+    sent: list[dict] = []
+    truth: list[dict] = []
+    stats = run(stream, sent.append, truth.append, "6000", duration_s=0.5, tail_s=0.0, finish_within_s=0.5)
+    assert stats.abandoned == stream.unfinished() > 0
+    assert truth == []  # account takeovers take minutes: none finished, none recorded
+    assert stats.as_dict(0.0)["abandoned_instances"] == stats.abandoned
+    assert stats.produced == len(sent) > 0
