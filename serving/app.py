@@ -22,6 +22,7 @@ from serving.db import make_engine
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.model_store import ModelStore, Poller
+from serving.pipeline_metrics import PipelineCollector
 from serving.registry import Registry, limit_http_retries
 from serving.routes import incidents, ops, predict
 from serving.scoring import ScoringPolicy
@@ -63,6 +64,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
                               "alerts and incidents for analysts.")
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.engine = None
+    metrics.registry.register(PipelineCollector(lambda: app.state.engine))
     app.state.policy = ScoringPolicy(threshold=settings.fraud_threshold, top_k=settings.top_features,
                                      max_batch=settings.max_batch_size)
     app.include_router(predict.router)

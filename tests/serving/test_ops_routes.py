@@ -116,3 +116,39 @@ def test_hanging_registry_does_not_block_startup(clean_db: Any, make_client: Cal
         resp = client.post("/predict", json=factories.shopper_actor())
         assert resp.status_code == 503 and "has not been read" in resp.json()["detail"]
         assert client.get("/health").status_code == 503
+
+
+def test_metrics_expose_pipeline_latency_alerts_and_open_incidents(client: TestClient, clean_db: Any) -> None:
+    """Read from the alerts table at scrape time: event->emitted and event->stored quantiles."""
+    from datetime import datetime, timedelta, timezone
+
+    from tests.serving.utils import insert_alerts
+
+    now = datetime.now(timezone.utc)
+    rows = []
+    for i, (emit_s, store_s) in enumerate([(0.4, 0.6), (0.5, 0.7), (0.6, 0.8)]):
+        row = factories.alert_row(f"m{i}", actor_id="user-m", severity="HIGH")
+        # stored_at defaults to the insert's clock: place the event store_s before it
+        row.update(event_time=now - timedelta(seconds=store_s), first_event_time=now - timedelta(seconds=60),
+                   emitted_at=now - timedelta(seconds=store_s - emit_s))
+        rows.append(row)
+    insert_alerts(clean_db, rows)
+    lines = client.get("/metrics").text.splitlines()
+
+    def value(prefix: str) -> float:
+        (line,) = [x for x in lines if x.startswith(prefix)]
+        return float(line.rsplit(" ", 1)[1])
+
+    # stored latency: the insert happens a few ms after `now`, so a little above the planted value
+    assert 0.7 <= value('pa_alert_latency_seconds{quantile="0.5",stage="stored"}') < 1.5
+    assert value('pa_alert_latency_seconds{quantile="0.5",stage="emitted"}') == pytest.approx(0.5, abs=1e-6)
+    assert value('pa_alert_latency_seconds{quantile="0.99",stage="emitted"}') == pytest.approx(0.598, abs=1e-6)
+    assert value('pa_alerts_recent{pattern="card_testing",score_status="pending"}') == 3.0
+    assert value('pa_incidents_unresolved{severity="HIGH",status="open"}') == 1.0
+
+
+def test_metrics_still_answer_without_the_database(champion: str, make_client: Callable[..., TestClient]) -> None:
+    client = make_client(core={"pg_port": 9}, db_timeout_s=1)
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert "pa_http_requests_total" in response.text and "pa_alert_latency_seconds" not in response.text
