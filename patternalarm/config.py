@@ -119,7 +119,10 @@ class Settings:
                                     "Flink web UI / REST port of the detection job (0: any free port)")
     flink_heap: str = _setting("PA_FLINK_HEAP", "1g", "Maximum heap of the detection job's JVM")
     flink_checkpoint_ms: int = _setting("PA_FLINK_CHECKPOINT_MS", 5000, "Checkpoint interval")
-    watermark_delay_s: int = _setting("PA_WATERMARK_DELAY_S", 2, "Allowed event-time disorder")
+    watermark_delay_ms: int = _setting("PA_WATERMARK_DELAY_MS", 500,
+                                       "Allowed event-time disorder within a Kafka partition; every pattern "
+                                       "waits this long for the watermark, so it is the floor of the "
+                                       "event->alert latency")
     state_ttl_days: int = _setting("PA_STATE_TTL_DAYS", 90,
                                    "Per-key state of the unbounded history windows (first seen, devices and "
                                    "IPs seen, purchase means) expires after this many days without an "

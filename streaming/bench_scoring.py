@@ -64,7 +64,7 @@ def report(settings: config.Settings) -> None:
         cur.execute("SELECT count(*) FROM actor_windows WHERE score_status = 'scored' GROUP BY scored_at")
         sizes = [n for (n,) in cur.fetchall()]
         cur.execute("SELECT extract(epoch FROM scored_at - window_end) * 1000 - %s FROM actor_windows "
-                    "WHERE score_status = 'scored'", (settings.watermark_delay_s * 1000,))
+                    "WHERE score_status = 'scored'", (settings.watermark_delay_ms,))
         waits = [float(w) for (w,) in cur.fetchall()]
     print(f"windows: {total} stored, {scored} scored, in {len(sizes)} batches "
           f"(PA_SCORING_BATCH_SIZE={settings.scoring_batch_size}, PA_SCORING_MAX_WAIT_MS={settings.scoring_max_wait_ms})")
@@ -96,7 +96,7 @@ def main() -> None:
             try:
                 sent = publish_live(settings, args.actors, args.minutes)
                 print(f"published {sent} live events from {args.actors} actors over {args.minutes} min")
-                time.sleep(settings.watermark_delay_s + 10)  # idle timeout lets the last windows close
+                time.sleep(settings.watermark_delay_ms / 1000 + 10)  # idle timeout lets the last windows close
                 report(settings)
             finally:
                 job.kill()
