@@ -169,12 +169,21 @@ def test_a_rule_alert_arriving_later_resolves_the_open_suspicious_incident(cur: 
     assert alert_row(cur, "a-1")["score"] == 0.93  # the window overlaps the rule alert's span
 
 
+def _waited(cur: Any, alert_id: str, minutes: float) -> None:
+    """As if the alert had been stored that long ago (the settle rule's wall-clock wait)."""
+    cur.execute("UPDATE alerts SET stored_at = clock_timestamp() - %s * interval '1 minute' "
+                "WHERE alert_id = %s", (minutes, alert_id))
+
+
 def test_a_pending_alert_settles_as_not_applicable_once_later_windows_are_stored(cur: Any) -> None:
     """A key that never has windows of its own (an account that only receives) stops waiting."""
     alert(cur, "ml", "acct-receiver", 0, pattern="money_laundering", domain="fintech")
-    window(cur, "acct-other", 3, 0.5, domain="fintech")  # later, but within the settle margin
+    window(cur, "acct-other", 6, 0.5, domain="fintech")  # 7 min later in event time, but just stored
+    assert alert_row(cur, "ml")["score_status"] == "pending"  # a watermark jump: its window may be next
+    _waited(cur, "ml", 3)
+    window(cur, "acct-other", 3, 0.5, domain="fintech")  # waited, but within the event-time margin
     assert alert_row(cur, "ml")["score_status"] == "pending"
-    window(cur, "acct-other", 6, 0.5, domain="fintech")  # ends 7 min after: past the 5-minute margin
+    window(cur, "acct-other", 7, 0.5, domain="fintech")  # waited and past the 5-minute margin
     settled = alert_row(cur, "ml")
     assert (settled["score_status"], settled["severity"], settled["score"]) == ("not_applicable", "HIGH", None)
     window(cur, "acct-receiver", 0, 0.95, domain="fintech")  # an old window replayed later changes nothing
