@@ -93,11 +93,17 @@ def fraud_model_retrain() -> None:
         from expectations import training_set
         from patternalarm import config
 
+        from airflow.exceptions import AirflowFailException
+
         thresholds = training_set.Thresholds(min_rows=int(params["min_rows"]),
                                              min_positive_share=float(params["min_positive_share"]),
                                              max_positive_share=float(params["max_positive_share"]))
-        return training_set.run_checkpoint(Path(extracted["file"]), config.load().resolved_var_dir(),
-                                           str(run_id), thresholds)
+        try:
+            return training_set.run_checkpoint(Path(extracted["file"]), config.load().resolved_var_dir(),
+                                               str(run_id), thresholds)
+        except training_set.TrainingSetInvalid as exc:
+            # The same file fails the same way again: no retry, the run stops here at once.
+            raise AirflowFailException(str(exc)) from exc
 
     train = SparkSubmitOperator(
         task_id="train",

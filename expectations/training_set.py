@@ -30,7 +30,10 @@ SUITE = "fraud_training_set"
 CHECKPOINT = "fraud_training_set"
 SHARE_FEATURES = [n for n in features.FEATURE_NAMES if n.endswith("_share")]
 FLAG_FEATURES = [n for n in features.FEATURE_NAMES if n.startswith("domain_")]
-NON_NEGATIVE = [n for n in features.FEATURE_NAMES if n not in SHARE_FEATURES + FLAG_FEATURES
+# Features that are features.MISSING (-1) when their inputs are absent (no session lengths in
+# fintech and IoT windows): at least MISSING, not at least 0.
+MAY_BE_MISSING = ["session_mean"]
+NON_NEGATIVE = [n for n in features.FEATURE_NAMES if n not in SHARE_FEATURES + FLAG_FEATURES + MAY_BE_MISSING
                 and n not in ("amount_min", "amount_max", "amount_mean", "amount_sum", "amount_std")]
 
 
@@ -64,6 +67,8 @@ def expectations(columns: list[str], t: Thresholds) -> list[dict[str, Any]]:
              "kwargs": {"column": c, "value_set": [0.0, 1.0]}} for c in FLAG_FEATURES]
     exp += [{"expectation_type": "expect_column_values_to_be_between",
              "kwargs": {"column": c, "min_value": 0.0}} for c in NON_NEGATIVE]
+    exp += [{"expectation_type": "expect_column_values_to_be_between",
+             "kwargs": {"column": c, "min_value": features.MISSING}} for c in MAY_BE_MISSING]
     return exp
 
 

@@ -55,10 +55,11 @@ def snapshot(settings: Settings, since: str, run_id: str) -> dict[str, object]:
           FROM alerts WHERE stored_at > '{since}'""")
     incidents, verdicts = _row(settings, "SELECT count(*), count(verdict) FROM incidents "
                                          f"WHERE created_at > '{since}'")
+    # found = an alert of the instance's pattern and key holds one of its transactions (make evaluate's rule)
     injected, detected = _row(settings, f"""
         SELECT count(*), count(*) FILTER (WHERE EXISTS (
-                 SELECT 1 FROM incidents i WHERE i.actor_id = g.actor_id AND i.pattern = g.pattern
-                   AND i.last_event_time >= g.first_event_time))
+                 SELECT 1 FROM alerts a, jsonb_array_elements_text(a.transaction_ids) AS t(txn)
+                  WHERE a.actor_id = g.actor_id AND a.pattern = g.pattern AND g.transaction_ids ? t.txn))
           FROM ground_truth g WHERE g.run_id = '{run_id}'""")
     return {"processed": int(processed), "dead_letters": int(invalid), "alerts": int(alerts),
             "incidents": int(incidents), "verdicts": int(verdicts), "p50_ms": int(float(p50)), "p99_ms": int(float(p99)),
@@ -110,7 +111,7 @@ def close_the_loop(settings: Settings) -> None:
     at once here; in production chargebacks take weeks)."""
     before = _champion(settings)
     print(f"\n== retraining on the verdicts (fraud_model_retrain DAG; champion before: v{before})", flush=True)
-    conf = json.dumps({"triggered_by": "make demo", "label_delay_hours": 0.0, "sample_rate": 0.1})
+    conf = json.dumps({"triggered_by": "make demo", "label_delay_hours": 0.0})
     cmd = [services.venv_python("airflow"), "scripts/retrain.py", "--conf", conf]
     done = subprocess.run(cmd, env={**os.environ, **services.component_env(settings)}, cwd=REPO_ROOT,
                           capture_output=True, text=True)
@@ -201,6 +202,9 @@ def main(args: list[str]) -> int:
     print(f"  injected pattern instances {final['injected']}, found as incidents {final['detected']}"
           + (f" ({gen['abandoned_instances']} still running at the end were abandoned, FINISH_WITHIN)"
              if gen.get("abandoned_instances") else ""))
+    print("\n== per pattern (make evaluate)", flush=True)
+    subprocess.run([services.venv_python("streaming"), "-m", "streaming.evaluate", "--run-id", run_id],
+                   env={**os.environ, **services.component_env(settings)}, cwd=REPO_ROOT)
     if os.environ.get("RETRAIN", "1") != "0":
         close_the_loop(settings)
     print("\n== UIs (the stack keeps running; `make down` stops it)")

@@ -77,3 +77,30 @@ def test_deployment_record_is_one_row_per_run_and_version(seeded: object) -> Non
     out = postgres.psql(seeded, "SELECT version, alias, decided, triggered_by, metrics->>'champion_version' "
                                 "FROM model_deployments WHERE run_id = 'run-1'")
     assert out.split("|") == ["7", "champion", "promoted", "manual:test", "3"]
+
+
+def test_windows_without_sessions_pass_but_other_negative_features_do_not(seeded: object, tmp_path: Path) -> None:
+    """Fintech and IoT windows have no session lengths: session_mean is features.MISSING there, a
+    value the suite must accept (it stopped the demo's retrain on real stream data)."""
+    import csv
+
+    from patternalarm import features
+
+    path = retrain.extract(seeded, tmp_path, retrain.ExtractParams(sample_rate=0.2, now=retrain_data.end_of_data()))
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    for row in rows[: len(rows) // 2]:
+        row["session_mean"] = str(features.MISSING)
+
+    def write(name: str) -> Path:
+        out = tmp_path / name
+        with out.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        return out
+
+    assert training_set.run_checkpoint(write("missing.csv"), tmp_path / "var", "missing")["success"]
+    rows[0]["txn_count"] = "-1.0"
+    with pytest.raises(training_set.TrainingSetInvalid, match=r"expect_column_values_to_be_between\(txn_count\)"):
+        training_set.run_checkpoint(write("negative.csv"), tmp_path / "var", "negative")
