@@ -8,7 +8,7 @@ then publishes a live stream (event time = wall time) of --actors actors, each a
 minute, for --minutes. Every window of a batch carries the batch's scored_at, so from actor_windows:
 
   * batch size = windows sharing one scored_at (should never exceed PA_SCORING_BATCH_SIZE);
-  * wait = scored_at - (window_end + PA_WATERMARK_DELAY_S), the time from the moment the watermark
+  * wait = scored_at - (window_end + PA_WATERMARK_DELAY_MS), the time from the moment the watermark
     closes the window to the moment its batch was answered (batching wait + request).
 
 Needs MLflow up (`make up SERVICES=mlflow`); kills what it starts.
