@@ -1,7 +1,7 @@
 """The services of the local stack: how each starts, how its health is checked, how it stops.
 
 Order matters: PostgreSQL and Kafka first (everything writes to them), then MLflow (the scoring
-service reads its registry), the scoring service, the detection job, and Airflow last (slowest to
+service reads its registry), the scoring service, the detection job, the alert relay, and Airflow last (slowest to
 start, needed by people rather than by the data path).
 """
 
@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -124,6 +125,36 @@ def _job_status(settings: Settings) -> tuple[bool, str]:
     return state == "RUNNING", f"job {state} (pid {pid})"
 
 
+# --- alert relay (database-made alerts to the alerts topic) -------------------------------------
+
+RELAY_STALE_S = 15.0
+
+
+def _relay_start(settings: Settings) -> None:
+    python = venv_python("streaming")
+    processes.start(settings, "alert-relay", [python, "-m", "streaming.alert_outbox_relay"],
+                    env=component_env(settings))
+    processes.wait_until(lambda: _relay_status(settings)[0], "a fresh heartbeat", 60, settings, "alert-relay")
+
+
+def _relay_status(settings: Settings) -> tuple[bool, str]:
+    """The process lives and finished a pass lately; how many alerts wait to be published."""
+    pid = processes.read_pid(settings, "alert-relay")
+    if pid is None:
+        return False, "not running"
+    beat = settings.resolved_var_dir() / "run" / "alert-relay.heartbeat"
+    try:
+        age = time.time() - float(beat.read_text())
+    except (OSError, ValueError):
+        return False, f"pid {pid}, no pass finished yet"
+    try:
+        queued = postgres.psql(settings, "SELECT count(*) FROM alert_outbox WHERE published_at IS NULL")
+    except postgres.PostgresError as exc:
+        queued = f"? ({str(exc).splitlines()[0][:80]})"
+    ok = age < RELAY_STALE_S
+    return ok, f"pid {pid}, last pass {age:.0f} s ago, {queued} alerts queued"
+
+
 # --- Airflow ------------------------------------------------------------------------------------
 
 def airflow_home(settings: Settings) -> Path:
@@ -193,6 +224,7 @@ SERVICES: tuple[Service, ...] = (
             lambda s: s.resolved_serving_url() + "/docs"),
     Service("detection-job", _job_start, _stopper("detection-job"), _job_status,
             lambda s: f"http://127.0.0.1:{s.flink_rest_port}"),
+    Service("alert-relay", _relay_start, _stopper("alert-relay"), _relay_status),
     # `airflow standalone` stops its scheduler, webserver and triggerer on SIGINT only.
     Service("airflow", _airflow_start, _stopper("airflow", signal.SIGINT), _airflow_status,
             lambda s: f"http://127.0.0.1:{s.airflow_port}"),
