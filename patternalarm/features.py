@@ -90,7 +90,10 @@ FEATURES: tuple[Feature, ...] = (
     Feature("amount_mean", _dbl("AVG(amount)"), lambda t: sum(x.amount for x in t) / len(t), "typical size"),
     Feature("amount_max", _dbl("MAX(amount)"), lambda t: max(x.amount for x in t), "largest single payment"),
     Feature("amount_min", _dbl("MIN(amount)"), lambda t: min(x.amount for x in t), "probing payments"),
-    Feature("amount_std", _dbl("STDDEV_POP(amount)"), lambda t: _pstdev([x.amount for x in t]),
+    # Not STDDEV_POP: Flink computes it as sqrt(E[x^2] - E[x]^2), which cancels to a tiny negative
+    # for identical amounts (a flatlined sensor) and returns NaN; the clamp gives 0 as Spark and
+    # Python do.
+    Feature("amount_std", _dbl(f"SQRT(GREATEST(VAR_POP(amount), {ZERO}))"), lambda t: _pstdev([x.amount for x in t]),
             "uniform amounts are scripted"),
     Feature("small_amount_share",
             _dbl(f"AVG(CASE WHEN amount < {SMALL_AMOUNT} THEN {ONE} ELSE {ZERO} END)"),
