@@ -21,6 +21,8 @@ Backpressure makes the source's rate the pipeline's rate: a slow operator anywhe
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 import json
 import os
 import platform
@@ -166,8 +168,6 @@ def steady_part(samples: list[Sample], total: int) -> tuple[Sample, Sample]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from tests.streaming.job_process import DetectionJob
-    from tests.support.databases import scratch_database
-
     from streaming import patterns
 
     report: dict[str, Any] = {"machine": machine(), "patterns": patterns.enabled(),
@@ -176,7 +176,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     records = generate(args.events, args.rate_per_min, args.seed)
     report["events"] = len(records)
     report["generate_s"] = round(time.monotonic() - t0, 1)
-    var_dir = Path(tempfile.mkdtemp(prefix="pa-bench-"))
+    with bench_environment("pa-bench-") as (settings, var_dir):
+        report["publish_s"] = round(publish(settings, records), 1)
+        report["machine"]["loadavg_1m_before_job"] = os.getloadavg()[0]
+        job = DetectionJob(settings, var_dir / "job.log")
+        job.start(resume=False)
+        try:
+            report.update(measure(settings, job, len(records), args.timeout_s))
+        finally:
+            job.kill()
+    return report
+
+
+@contextmanager
+def bench_environment(prefix: str) -> Iterator[tuple[config.Settings, Path]]:
+    """A scratch database, fresh topics on the stack's broker, a temporary var/ and a free Flink REST
+    port, as the environment a benchmark's own job runs in; the caller's environment is restored."""
+    from tests.support.databases import scratch_database
+
+    var_dir = Path(tempfile.mkdtemp(prefix=prefix))
     run_id = uuid.uuid4().hex[:8]
     saved = dict(os.environ)
     try:
@@ -187,18 +205,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                               PA_FLINK_REST_PORT=str(free_port()))
             settings = config.load()
             kafka_broker.ensure_topics(settings)
-            report["publish_s"] = round(publish(settings, records), 1)
-            report["machine"]["loadavg_1m_before_job"] = os.getloadavg()[0]
-            job = DetectionJob(settings, var_dir / "job.log")
-            job.start(resume=False)
-            try:
-                report.update(measure(settings, job, len(records), args.timeout_s))
-            finally:
-                job.kill()
+            yield settings, var_dir
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    return report
 
 
 def measure(settings: config.Settings, job: Any, total: int, timeout_s: float) -> dict[str, Any]:

@@ -25,19 +25,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from patternalarm import config
-from patternalarm.stack import kafka_broker, postgres
+from patternalarm.stack import postgres
 from streaming import generator
-from streaming.bench_job import free_port, machine
+from streaming.bench_job import bench_environment, machine
 from streaming.load_profile import MODES_PER_MIN
 
 COMPONENTS = (  # (name, test on the process's command line); first match wins
@@ -166,39 +164,25 @@ def main() -> None:
     args = parser.parse_args()
 
     from tests.streaming.job_process import DetectionJob
-    from tests.support.databases import scratch_database
 
     report: dict[str, Any] = {"machine": machine(), "phases": []}
-    var_dir = Path(tempfile.mkdtemp(prefix="pa-bench-latency-"))
-    run_id = uuid.uuid4().hex[:8]
-    saved = dict(os.environ)
-    try:
-        with scratch_database("pa_bench"):
-            kafka_broker.start(config.load())
-            os.environ.update(PA_TOPIC_EVENTS=f"bench-{run_id}.events", PA_TOPIC_ALERTS=f"bench-{run_id}.alerts",
-                              PA_TOPIC_DEAD_LETTER=f"bench-{run_id}.dead-letter", PA_VAR_DIR=str(var_dir),
-                              PA_FLINK_REST_PORT=str(free_port()))
-            settings = config.load()
-            kafka_broker.ensure_topics(settings)
-            job = DetectionJob(settings, var_dir / "job.log")
-            job.start(resume=False)
-            try:
-                for i, mode in enumerate(args.modes.split(",")):
-                    memory = MemoryPeak(job.proc.pid)
-                    sampler = threading.Thread(target=memory.sample_until_stopped, daemon=True)
-                    sampler.start()
-                    phase = run_phase(settings, mode, args.seconds, args.seed + i, args.pace, args.drain_s)
-                    memory.stop.set()
-                    sampler.join()
-                    phase["peak_pss_mb"] = {k: round(v) for k, v in sorted(memory.peak.items())}
-                    phase["peak_pss_mb_total"] = round(memory.peak_total)
-                    report["phases"].append(phase)
-                    print(json.dumps(phase), flush=True)
-            finally:
-                job.kill()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    with bench_environment("pa-bench-latency-") as (settings, var_dir):
+        job = DetectionJob(settings, var_dir / "job.log")
+        job.start(resume=False)
+        try:
+            for i, mode in enumerate(args.modes.split(",")):
+                memory = MemoryPeak(job.proc.pid)
+                sampler = threading.Thread(target=memory.sample_until_stopped, daemon=True)
+                sampler.start()
+                phase = run_phase(settings, mode, args.seconds, args.seed + i, args.pace, args.drain_s)
+                memory.stop.set()
+                sampler.join()
+                phase["peak_pss_mb"] = {k: round(v) for k, v in sorted(memory.peak.items())}
+                phase["peak_pss_mb_total"] = round(memory.peak_total)
+                report["phases"].append(phase)
+                print(json.dumps(phase), flush=True)
+        finally:
+            job.kill()
     report["machine"]["loadavg_1m_at_end"] = os.getloadavg()[0]
     print(json.dumps(report, indent=2))
 
