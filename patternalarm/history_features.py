@@ -1,0 +1,222 @@
+"""History features: the actor's and its counterparties' earlier windows, defined once.
+
+A window (one actor, one 1-minute event-time window starting at ``ws``) is scored with its own
+aggregates (``patternalarm.features``) plus these, read from *earlier* windows only. Three engines
+compute them and tests hold them to :func:`reference` (the Python definition below, 1e-9):
+
+* PostgreSQL (:func:`postgres_sql`): the window scorer, per micro-batch, from ``actor_windows`` and
+  the labels (streaming/history_lookup.py), and the retrain extraction for windows stored without
+  them (spark_jobs/retrain.py);
+* Spark window functions (spark_jobs/training_data.py ``add_history``): ``make train`` (generated
+  data or a user's labelled history file) and ``make backtest``.
+
+Definitions, per horizon H in :data:`HORIZONS` (1 hour, 1 day, 7 days) and label delay D
+(``PA_LABEL_DELAY_MIN``); windows are minute-aligned, so "start in [a, b)" is exact:
+
+* ``actor_txn_count_H``: transactions in the actor's windows starting in [ws - H, ws); 0 when none.
+* ``actor_amount_mean_H``: their amount sum / their transactions; MISSING (-1) when none.
+* ``actor_fraud_rate_H``: among the actor's windows starting in [ws - D - H, ws - D), the share whose
+  fraud label was known by ws - D; MISSING when there are none. The range is shifted by the delay
+  (the Fraud Detection Handbook's "delay period") so every horizon sees labels that have had time
+  to arrive; a label known later (a verdict given after ws - D) does not count, so nothing after the
+  window's start minus D can leak in.
+* ``cp_window_count_H``: for each counterparty of the window, the windows of OTHER actors that
+  touched it starting in [ws - H, ws); the largest over the window's counterparties (fan-in of a
+  mule account, a terminal under attack); 0 without counterparties.
+* ``cp_amount_mean_H``: over those windows (all counterparties together) amount sum / transactions;
+  MISSING when none. A window's whole amount counts, also what it paid to other counterparties.
+* ``cp_fraud_rate_H``: per counterparty, the share of fraud among other actors' windows touching it
+  starting in [ws - D - H, ws - D); the largest over the counterparties; MISSING when none has any.
+
+Why other actors only: the actor's own history is already in the actor features, and "who else
+pays this account / uses this terminal, and how often they turned out fraudulent" is the signal.
+Why max over counterparties: one compromised terminal or mule among a window's counterparties is
+what matters, an average would dilute it.
+
+Empty history (:data:`EMPTY`): counts 0, means and rates MISSING, the same in every engine. The
+scoring service uses it when a request carries no history (``/predict`` with transactions and no
+``history``): such an actor is scored as one seen for the first time, which is what training saw
+for first windows. A label here is "fraud" (1) or not: after the delay every window counts as
+labelled, unlabelled meaning legitimate, as the retrain's unalerted sample assumes.
+
+Standard library only (every virtualenv imports it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterable, NamedTuple, Sequence
+
+from patternalarm.features import FEATURE_NAMES, MISSING
+
+HORIZONS: tuple[tuple[str, int], ...] = (("1h", 60), ("1d", 1440), ("7d", 10080))  # (suffix, minutes)
+WINDOW_MINUTES = 1  # the stream's tumbling window
+
+_KINDS = ("actor_txn_count", "actor_amount_mean", "actor_fraud_rate",
+          "cp_window_count", "cp_amount_mean", "cp_fraud_rate")
+HISTORY_FEATURE_NAMES: tuple[str, ...] = tuple(f"{kind}_{h}" for h, _ in HORIZONS for kind in _KINDS)
+# The model's inputs in the order every model is trained and served with: window features, then
+# history features. Training (VectorAssembler), the serving file, the API and the GX suite use this.
+MODEL_FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES + HISTORY_FEATURE_NAMES
+EMPTY: dict[str, float] = {n: (0.0 if "_count_" in n else MISSING) for n in HISTORY_FEATURE_NAMES}
+
+
+class HistoryKey(NamedTuple):
+    """The window to compute history for: its actor, its start and its distinct counterparties."""
+
+    actor_id: str
+    window_start: datetime
+    counterparties: Sequence[str]
+
+
+@dataclass(frozen=True)
+class PastWindow:
+    """One stored window as history reads it; ``fraud_known_at`` None: never labelled fraud."""
+
+    actor_id: str
+    window_start: datetime
+    txn_count: float
+    amount_sum: float
+    counterparties: tuple[str, ...] = ()
+    fraud_known_at: datetime | None = None
+
+
+def _minutes(delta: timedelta) -> int:
+    return int(delta.total_seconds() // 60)
+
+
+@dataclass
+class _Acc:
+    windows: int = 0
+    txns: float = 0.0
+    amount: float = 0.0
+    labelled: int = 0
+    fraud: int = 0
+
+
+def _accumulate(rows: Iterable[PastWindow], key: HistoryKey, minutes: int, delay: int) -> tuple[_Acc, _Acc]:
+    """(count-range accumulator, fraud-range accumulator) over rows for one horizon."""
+    counts, rates = _Acc(), _Acc()
+    cutoff = key.window_start - timedelta(minutes=delay)
+    for w in rows:
+        age = _minutes(key.window_start - w.window_start)
+        if 1 <= age <= minutes:
+            counts.windows += 1
+            counts.txns += w.txn_count
+            counts.amount += w.amount_sum
+        if delay + 1 <= age <= delay + minutes:
+            rates.labelled += 1
+            rates.fraud += int(w.fraud_known_at is not None and w.fraud_known_at <= cutoff)
+    return counts, rates
+
+
+def reference(history: Sequence[PastWindow], key: HistoryKey, label_delay_min: int) -> dict[str, float]:
+    """The history features of ``key`` from the stored windows (any order, later ones ignored)."""
+    out: dict[str, float] = {}
+    own = [w for w in history if w.actor_id == key.actor_id]
+    parties = sorted({c for c in key.counterparties if c is not None})
+    for suffix, minutes in HORIZONS:
+        counts, rates = _accumulate(own, key, minutes, label_delay_min)
+        out[f"actor_txn_count_{suffix}"] = counts.txns
+        out[f"actor_amount_mean_{suffix}"] = counts.amount / counts.txns if counts.txns else MISSING
+        out[f"actor_fraud_rate_{suffix}"] = rates.fraud / rates.labelled if rates.labelled else MISSING
+        windows, txns, amount, fraud_rates = 0, 0.0, 0.0, []
+        for party in parties:
+            others = [w for w in history if w.actor_id != key.actor_id and party in w.counterparties]
+            c_counts, c_rates = _accumulate(others, key, minutes, label_delay_min)
+            windows = max(windows, c_counts.windows)
+            txns, amount = txns + c_counts.txns, amount + c_counts.amount
+            if c_rates.labelled:
+                fraud_rates.append(c_rates.fraud / c_rates.labelled)
+        out[f"cp_window_count_{suffix}"] = float(windows)
+        out[f"cp_amount_mean_{suffix}"] = amount / txns if txns else MISSING
+        out[f"cp_fraud_rate_{suffix}"] = max(fraud_rates) if fraud_rates else MISSING
+    return {n: out[n] for n in HISTORY_FEATURE_NAMES}
+
+
+def model_row(window_values: Sequence[float], history: dict[str, float] | None) -> list[float]:
+    """MODEL_FEATURE_NAMES-ordered vector from the window's features and its history (EMPTY if None)."""
+    past = EMPTY if history is None else history
+    return [*map(float, window_values), *(float(past[n]) for n in HISTORY_FEATURE_NAMES)]
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+
+def _range_aggregates(prefix: str) -> list[str]:
+    """Per-horizon partial sums over rows with ``age`` (minutes before ws) and ``fraud``."""
+    parts = []
+    for suffix, minutes in HORIZONS:
+        in_counts = f"age <= {minutes}"
+        in_rates = f"age > %(delay)s AND age <= %(delay)s + {minutes}"
+        parts += [f"COUNT(*) FILTER (WHERE {in_counts}) AS {prefix}windows_{suffix}",
+                  f"SUM(txn_count) FILTER (WHERE {in_counts}) AS {prefix}txns_{suffix}",
+                  f"SUM(amount_sum) FILTER (WHERE {in_counts}) AS {prefix}amount_{suffix}",
+                  f"COUNT(*) FILTER (WHERE {in_rates}) AS {prefix}labelled_{suffix}",
+                  f"COUNT(*) FILTER (WHERE {in_rates} AND fraud) AS {prefix}fraud_{suffix}"]
+    return parts
+
+
+def _final_columns() -> list[str]:
+    cols = []
+    for suffix, _ in HORIZONS:
+        cols += [f"COALESCE(a.txns_{suffix}, 0)::float8 AS actor_txn_count_{suffix}",
+                 f"COALESCE(a.amount_{suffix} / NULLIF(a.txns_{suffix}, 0), {MISSING})::float8 "
+                 f"AS actor_amount_mean_{suffix}",
+                 f"COALESCE(a.fraud_{suffix}::float8 / NULLIF(a.labelled_{suffix}, 0), {MISSING})::float8 "
+                 f"AS actor_fraud_rate_{suffix}",
+                 f"COALESCE(c.windows_{suffix}, 0)::float8 AS cp_window_count_{suffix}",
+                 f"COALESCE(c.amount_{suffix} / NULLIF(c.txns_{suffix}, 0), {MISSING})::float8 "
+                 f"AS cp_amount_mean_{suffix}",
+                 f"COALESCE(c.rate_{suffix}, {MISSING})::float8 AS cp_fraud_rate_{suffix}"]
+    return cols
+
+
+def _cp_combine() -> list[str]:
+    cols = []
+    for suffix, _ in HORIZONS:
+        cols += [f"MAX(p_windows_{suffix}) AS windows_{suffix}", f"SUM(p_txns_{suffix}) AS txns_{suffix}",
+                 f"SUM(p_amount_{suffix}) AS amount_{suffix}",
+                 f"MAX(p_fraud_{suffix}::float8 / NULLIF(p_labelled_{suffix}, 0)) AS rate_{suffix}"]
+    return cols
+
+
+def postgres_sql(keys_sql: str, key_parties_sql: str) -> str:
+    """One statement computing HISTORY_FEATURE_NAMES for a set of keys, in key order.
+
+    ``keys_sql`` selects (i bigint, actor_id text, ws timestamptz), one row per key; ``key_parties_sql``
+    selects (i, cp text), the key's counterparties. Parameter: ``%(delay)s`` (minutes, int). Output
+    columns: i, then HISTORY_FEATURE_NAMES. Labels: ``pa_fraud_known_at`` (migration 009).
+    """
+    longest = max(m for _, m in HORIZONS)
+    age = "(EXTRACT(EPOCH FROM (k.ws - w.window_start)) / 60)::int"
+    fraud = (f"CASE WHEN {age} > %(delay)s THEN pa_fraud_known_at(w.actor_id, w.window_start) "
+             "<= k.ws - make_interval(mins => %(delay)s) ELSE false END")
+    lookback = f"k.ws - make_interval(mins => %(delay)s + {longest})"
+    return f"""
+WITH keys AS ({keys_sql}
+), key_parties AS (SELECT DISTINCT i, cp FROM ({key_parties_sql}) kp WHERE cp IS NOT NULL
+), actor_rows AS (
+  SELECT k.i, {age} AS age, w.event_count::float8 AS txn_count, w.amount_sum, {fraud} AS fraud
+    FROM keys k JOIN actor_windows w
+      ON w.actor_id = k.actor_id AND w.window_start >= {lookback} AND w.window_start < k.ws
+), actor_hist AS (
+  SELECT i, {', '.join(_range_aggregates(''))} FROM actor_rows GROUP BY i
+), party_rows AS (
+  SELECT kp.i, kp.cp, {age} AS age, w.txn_count, w.amount_sum, {fraud} AS fraud
+    FROM key_parties kp JOIN keys k USING (i) JOIN counterparty_windows w
+      ON w.counterparty = kp.cp AND w.window_start >= {lookback} AND w.window_start < k.ws
+     AND w.actor_id <> k.actor_id
+), party_hist AS (
+  SELECT i, cp, {', '.join(_range_aggregates('p_'))} FROM party_rows GROUP BY i, cp
+), cp_hist AS (
+  SELECT i, {', '.join(_cp_combine())} FROM party_hist GROUP BY i
+)
+SELECT k.i, {', '.join(_final_columns())}
+  FROM keys k LEFT JOIN actor_hist a USING (i) LEFT JOIN cp_hist c USING (i)
+ ORDER BY k.i"""
+
+
+def definition_text() -> str:
+    """What a model's history inputs depend on (for the training run's feature fingerprint)."""
+    return f"{HORIZONS}|{_KINDS}|{MISSING}|" + postgres_sql("keys", "parties")

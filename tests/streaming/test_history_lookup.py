@@ -1,0 +1,106 @@
+"""History features from PostgreSQL (streaming/history_lookup.py, the window scorer's query) equal
+``patternalarm.history_features.reference`` on the same windows (tests/support/history_cases.py; the
+Spark side is tests/model/test_history_features.py), and look at nothing after the window's start:
+later windows and labels, and labels known less than the delay before it, change nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any, Iterator, Sequence
+
+import psycopg2
+import pytest
+
+from patternalarm.history_features import EMPTY, HISTORY_FEATURE_NAMES, HistoryKey, PastWindow, reference
+from streaming.history_lookup import history_features
+from tests.support import history_cases as cases
+from tests.support.databases import scratch_database
+
+
+@pytest.fixture()
+def cur() -> Iterator[Any]:
+    with scratch_database("pa_history") as settings:
+        conn = psycopg2.connect(settings.db_url(settings.pg_database))
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cursor:
+                yield cursor
+        finally:
+            conn.close()
+
+
+def store(cur: Any, windows: Sequence[PastWindow]) -> None:
+    """actor_windows rows as the scorer writes them, ground truth for fraud windows known at their end."""
+    for w in windows:
+        cur.execute("INSERT INTO actor_windows (actor_id, domain, window_start, window_end, event_count, amount_sum, "
+                    "counterparties) VALUES (%s, 'fintech', %s, %s, %s, %s, %s)",
+                    (w.actor_id, w.window_start, w.window_start + timedelta(minutes=1), int(w.txn_count),
+                     w.amount_sum, list(w.counterparties)))
+        if w.fraud_known_at is not None:
+            cur.execute("INSERT INTO ground_truth (instance_id, run_id, pattern, domain, actor_id, transaction_ids, "
+                        "first_event_time, last_event_time) VALUES (%s, 't', 'p', 'fintech', %s, '[]', %s, %s)",
+                        (f"gt-{w.actor_id}-{w.window_start.isoformat()}", w.actor_id,
+                         w.window_start + timedelta(seconds=5), w.window_start + timedelta(seconds=50)))
+
+
+def assert_same(got: dict[str, float], want: dict[str, float], key: HistoryKey) -> None:
+    assert list(got) == list(HISTORY_FEATURE_NAMES)
+    for name in HISTORY_FEATURE_NAMES:
+        assert math.isclose(got[name], want[name], rel_tol=1e-9, abs_tol=1e-9), (key, name, got[name], want[name])
+
+
+def test_postgres_equals_the_reference(cur: Any) -> None:
+    store(cur, cases.windows())
+    keys = cases.keys()
+    got = history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN)
+    assert len(got) == len(keys)
+    for key, row in zip(keys, got, strict=True):
+        assert_same(row, reference(cases.windows(), key, cases.LABEL_DELAY_MIN), key)
+    informative = [r for r in got if r["actor_fraud_rate_1d"] not in (-1.0, 0.0) and r["cp_fraud_rate_1h"] > 0]
+    assert informative, "the cases should exercise non-trivial fraud rates"
+
+
+def test_with_no_delay_the_label_ranges_follow_the_windows(cur: Any) -> None:
+    store(cur, cases.windows())
+    keys = cases.keys()
+    for key, row in zip(keys, history_features(cur, keys, label_delay_min=0), strict=True):
+        assert_same(row, reference(cases.windows(), key, 0), key)
+
+
+def test_later_windows_and_labels_change_nothing(cur: Any) -> None:
+    store(cur, cases.windows())
+    keys = cases.keys()
+    before = history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN)
+    store(cur, cases.later_windows())
+    assert history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN) == before
+
+
+def test_a_verdict_counts_only_once_known_the_delay_before_the_window(cur: Any) -> None:
+    store(cur, cases.windows())
+    key = HistoryKey("a1", cases.T0, ("m1", "m2"))
+    legit = cases.T0 - timedelta(minutes=119)  # a1's legit window, inside the 1 h fraud-rate range
+    before = history_features(cur, [key], label_delay_min=cases.LABEL_DELAY_MIN)[0]
+    cur.execute("INSERT INTO incidents (incident_id, pattern, domain, actor_id, severity, first_event_time, "
+                "last_event_time, verdict, verdict_at) VALUES ('inc-late', 'p', 'fintech', 'a1', 'HIGH', %s, %s, "
+                "'fraud', %s)", (legit + timedelta(seconds=1), legit + timedelta(seconds=2),
+                                 cases.T0 - timedelta(minutes=30)))
+    assert history_features(cur, [key], label_delay_min=cases.LABEL_DELAY_MIN)[0] == before  # known too late
+    cur.execute("UPDATE incidents SET verdict_at = %s WHERE incident_id = 'inc-late'",
+                (cases.T0 - timedelta(minutes=61),))
+    after = history_features(cur, [key], label_delay_min=cases.LABEL_DELAY_MIN)[0]
+    relabelled = [w if w.window_start != legit or w.actor_id != "a1" else
+                  PastWindow(w.actor_id, w.window_start, w.txn_count, w.amount_sum, w.counterparties,
+                             cases.T0 - timedelta(minutes=61)) for w in cases.windows()]
+    assert_same(after, reference(relabelled, key, cases.LABEL_DELAY_MIN), key)
+    assert after["actor_fraud_rate_1h"] > before["actor_fraud_rate_1h"]
+
+
+def test_an_unknown_actor_has_the_empty_history_and_order_is_kept(cur: Any) -> None:
+    store(cur, cases.windows())
+    keys = [HistoryKey("nobody", cases.T0, ()), HistoryKey("a1", cases.T0, ("m1",)), HistoryKey("nobody", cases.T0, ())]
+    got = history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN)
+    assert got[0] == got[2] == EMPTY
+    assert_same(got[1], reference(cases.windows(), keys[1], cases.LABEL_DELAY_MIN), keys[1])
+    assert history_features(cur, [], label_delay_min=0) == []
