@@ -70,6 +70,8 @@ class Settings:
     topic_alerts: str = _setting("PA_TOPIC_ALERTS", "pa.alerts", "Topic the job publishes alerts to")
     topic_dead_letter: str = _setting("PA_TOPIC_DEAD_LETTER", "pa.dead-letter",
                                       "Malformed events with the reason they were rejected")
+    topic_windows: str = _setting("PA_TOPIC_WINDOWS", "pa.windows",
+                                  "Per-actor 1-minute feature windows, from the job to the window scorer")
     topic_partitions: int = _setting("PA_TOPIC_PARTITIONS", 4, "Partitions per topic (at least 2)")
 
     # Scoring service
@@ -79,9 +81,9 @@ class Settings:
     api_key: str = _setting("PA_API_KEY", "dev-only-change-me",
                             "Key for verdict and admin endpoints (header X-API-Key)")
 
-    # Scoring of actor windows by the detection job (streaming/window_scoring.py)
+    # Scoring of actor windows by the window scorer (streaming/window_scorer.py)
     scoring_batch_size: int = _setting("PA_SCORING_BATCH_SIZE", 100,
-                                       "Most actor windows the job sends in one POST /predict/batch")
+                                       "Most actor windows the scorer sends in one POST /predict/batch")
     scoring_max_wait_ms: int = _setting("PA_SCORING_MAX_WAIT_MS", 1000,
                                         "Longest a window waits for its micro-batch to fill before it is sent")
     scoring_timeout_s: float = _setting("PA_SCORING_TIMEOUT_S", 2.0,
@@ -96,6 +98,12 @@ class Settings:
     suspicious_threshold: float = _setting("PA_SUSPICIOUS_THRESHOLD", 0.8,
                                            "A window scored at least this with no rule alert of its actor "
                                            "becomes a suspicious_activity alert")
+    rescore_interval_s: float = _setting("PA_RESCORE_INTERVAL_S", 30.0,
+                                         "How often the window scorer retries windows stored unscored "
+                                         "(scoring service was down); 0: never")
+    rescore_max_age_h: float = _setting("PA_RESCORE_MAX_AGE_H", 24.0,
+                                        "Windows stored unscored longer ago than this are not retried: their "
+                                        "alerts have long been triaged")
 
     # MLflow
     mlflow_port: int = _setting("PA_MLFLOW_PORT", 5000, "Port of the MLflow tracking server")
@@ -132,6 +140,13 @@ class Settings:
                                    "A Kafka partition silent this long stops holding back the watermark "
                                    "(0: never). Short values lose events as late while the job catches up "
                                    "on a backlog (restart, replay)")
+
+    # History features (patternalarm/history_features.py)
+    label_delay_min: int = _setting("PA_LABEL_DELAY_MIN", 60,
+                                    "Minutes after a window ends before its label (ground truth, fraud verdict) "
+                                    "may feed the fraud-rate history features of later windows; real "
+                                    "operations wait days for chargebacks (the Fraud Detection Handbook uses 7 "
+                                    "days). Training and serving must use the same value")
 
     # Generator
     generator_seed: int = _setting("PA_SEED", 42, "Default seed of the event generator")

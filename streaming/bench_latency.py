@@ -16,8 +16,12 @@ a scratch database, and for each mode this prints
   * the proportional set size (PSS: shared pages split between the processes sharing them, so the
     numbers add up) of every process of the stack, grouped by component, peak over the phase.
 
-The scoring service, MLflow and Airflow are measured when they run (`make up`); the job scores
-windows through the stack's scoring service when that is up.
+  * window -> score latency p50/p99/max: from the window's end to the moment the window scorer
+    stored its score (watermark, the windows topic, the micro-batch wait, the request), and how many
+    windows were scored or stored unscored.
+
+The scoring service, MLflow and Airflow are measured when they run (`make up`); the window scorer
+scores windows through the stack's scoring service when that is up.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from streaming.load_profile import MODES_PER_MIN
 
 COMPONENTS = (  # (name, test on the process's command line); first match wins
     ("detection-job", lambda c, job: job),
+    ("window-scorer", lambda c, job: "streaming.window_scorer" in c),
     ("kafka", lambda c, job: "kafka.Kafka" in c),
     ("postgres", lambda c, job: c.startswith("postgres") or "/postgresql/" in c),
     ("mlflow", lambda c, job: "mlflow" in c),
@@ -125,6 +130,21 @@ def latency(settings: config.Settings, start: datetime, end: datetime) -> dict[s
     return json.loads(row)
 
 
+def window_scoring(settings: config.Settings, start: datetime, end: datetime) -> dict[str, Any]:
+    row = postgres.psql(settings, f"""
+        WITH w AS (SELECT extract(epoch FROM scored_at - window_end) * 1000 AS ms, score_status FROM actor_windows
+                    WHERE window_end > '{start.isoformat()}' AND window_end <= '{end.isoformat()}')
+        SELECT json_build_object(
+          'windows', count(*),
+          'p50_ms', round(percentile_cont(0.50) WITHIN GROUP (ORDER BY ms)::numeric),
+          'p99_ms', round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric),
+          'max_ms', round(max(ms)::numeric),
+          'score_status', (SELECT json_object_agg(score_status, n) FROM
+                             (SELECT score_status, count(*) AS n FROM w GROUP BY 1) s))
+        FROM w""")
+    return json.loads(row)
+
+
 def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, pace: float,
               drain_s: float, finish_within_s: float = 30.0) -> dict[str, Any]:
     from streaming.kafka_io import EventProducer
@@ -151,7 +171,8 @@ def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, p
             "produced": stats.produced, "produce_errors": stats.errors,
             "achieved_per_min": round(stats.produced * 60 / max((end - start).total_seconds(), 1e-9)),
             "processed": done, "all_processed_s_after_production_ended": round(caught_up_s, 1),
-            "event_to_alert": latency(settings, start, end)}
+            "event_to_alert": latency(settings, start, end),
+            "window_to_score": window_scoring(settings, start, end)}
 
 
 def main() -> None:

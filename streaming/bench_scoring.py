@@ -1,11 +1,11 @@
-"""Micro-batches of the job's window scoring as they really happen: prints numbers, asserts nothing.
+"""Micro-batches of the window scorer as they really happen: prints numbers, asserts nothing.
 
     PYTHONPATH=. TZ=UTC $(python3 scripts/envs.py python streaming) streaming/bench_scoring.py --actors 1500 --minutes 3
 
 Starts, in an isolated run (own topics, scratch database, var/), a real scoring service serving a
-test forest registered in MLflow under a throw-away name and the real detection job pointed at it,
-then publishes a live stream (event time = wall time) of --actors actors, each active about once a
-minute, for --minutes. Every window of a batch carries the batch's scored_at, so from actor_windows:
+test forest registered in MLflow under a throw-away name and the real detection job with its window
+scorer pointed at it, then publishes a live stream (event time = wall time) of --actors actors, each
+active about once a minute, for --minutes. Every window of a batch carries the batch's scored_at, so from actor_windows:
 
   * batch size = windows sharing one scored_at (should never exceed PA_SCORING_BATCH_SIZE);
   * wait = scored_at - (window_end + PA_WATERMARK_DELAY_MS), the time from the moment the watermark

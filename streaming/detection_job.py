@@ -1,5 +1,6 @@
 """The detection job: Kafka events -> validation (dead letters) -> patterns and per-actor windows ->
-alerts in PostgreSQL and on the alerts topic.
+alerts in PostgreSQL and on the alerts topic; feature windows on the windows topic, which the window
+scorer (streaming/window_scorer.py) scores and stores, off the alert path.
 
     python -m streaming.detection_job          # runs until stopped; resumes from the last checkpoint
 
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from patternalarm import config
 from patternalarm.config import Settings
-from streaming import contract_sql, iot_detectors, patterns, window_scoring
+from streaming import contract_sql, iot_detectors, patterns
 from patternalarm.features import FEATURES, sql_select_list
 
 if TYPE_CHECKING:
@@ -139,13 +140,7 @@ FROM events_checked WHERE reject_reason IS NULL""")
     t_env.execute_sql(kafka_sink_ddl("alerts_topic", ALERT_SCHEMA, settings.topic_alerts, settings))
     t_env.execute_sql(jdbc_sink_ddl("alerts_db", "alerts", ALERT_SCHEMA + ", PRIMARY KEY (alert_id) NOT ENFORCED",
                                     settings))
-    window_scoring.register(t_env, settings)
-    t_env.execute_sql(jdbc_sink_ddl(
-        "actor_windows_db", "actor_windows",
-        "actor_id STRING, domain STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3), "
-        "event_count BIGINT, amount_sum DOUBLE, features STRING, score DOUBLE, score_status STRING, "
-        "model_version STRING, suspicious BOOLEAN, scored_at TIMESTAMP(3), "
-        "PRIMARY KEY (actor_id, window_start) NOT ENFORCED", settings))
+    t_env.execute_sql(windows_sink_ddl(settings))
     t_env.execute_sql(jdbc_sink_ddl(
         "stream_throughput_db", "stream_throughput",
         "window_start TIMESTAMP(3), window_end TIMESTAMP(3), valid_events BIGINT, invalid_events BIGINT, "
@@ -168,25 +163,40 @@ SELECT alert_id, `pattern`, domain, actor_id, severity, first_event_time, event_
 FROM ({union})"""
 
 
+def windows_sink_ddl(settings: Settings) -> str:
+    """The windows topic: one flat JSON object per actor window (key = actor_id), consumed by the
+    window scorer (streaming/window_scorer.py), which scores it and stores it in actor_windows.
+    Only JVM operators: the job never waits for the scoring service."""
+    features = ", ".join(f"{f.name} DOUBLE" for f in FEATURES)
+    return f"""
+CREATE TABLE windows_topic (
+  actor_id STRING, domain STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3), event_count BIGINT,
+  {features}, counterparties ARRAY<STRING>
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{settings.topic_windows}',
+  'properties.bootstrap.servers' = '{settings.kafka_bootstrap}',
+  'key.format' = 'raw',
+  'key.fields' = 'actor_id',
+  'value.format' = 'json',
+  'value.fields-include' = 'ALL',
+  'value.json.timestamp-format.standard' = 'ISO-8601',
+  'sink.delivery-guarantee' = 'at-least-once'
+)"""
+
+
 def actor_windows_query() -> str:
     """Per-actor 1-minute feature windows: the model's inputs, from the shared feature definitions,
-    each scored by the scoring service in micro-batches (streaming/window_scoring.py: score_window is
-    the job's only Python operator, and only windows, one per actor and minute, cross into it)."""
-    features_json = ", ".join(f"KEY '{f.name}' VALUE {f.name}" for f in FEATURES)
+    with the window's distinct counterparties (for the history features)."""
     return f"""
-SELECT actor_id, domain, window_start, window_end, event_count, amount_sum, features,
-  s.score, s.score_status, s.model_version, s.suspicious,
-  CAST(TO_TIMESTAMP_LTZ(s.scored_at_ms, 3) AS TIMESTAMP(3)) AS scored_at
+SELECT actor_id, domain, window_start, window_end, CAST(txn_count AS BIGINT) AS event_count,
+  {", ".join(f.name for f in FEATURES)}, counterparties
 FROM (
-  SELECT actor_id, domain, window_start, window_end, CAST(txn_count AS BIGINT) AS event_count, amount_sum,
-    JSON_OBJECT({features_json}) AS features,
-    {window_scoring.call_sql()} AS s
-  FROM (
-    SELECT actor_id, domain, window_start, window_end,
-    {sql_select_list()}
-    FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
-    GROUP BY actor_id, domain, window_start, window_end
-  )
+  SELECT actor_id, domain, window_start, window_end,
+  {sql_select_list()},
+  ARRAY_AGG(DISTINCT counterparty) FILTER (WHERE counterparty IS NOT NULL) AS counterparties
+  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+  GROUP BY actor_id, domain, window_start, window_end
 )"""
 
 
@@ -203,7 +213,7 @@ def build_pipeline(t_env: "TableEnvironment", settings: Settings) -> "StatementS
 INSERT INTO dead_letters
 SELECT payload, reject_reason, kafka_partition, kafka_offset, CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3))
 FROM events_checked WHERE reject_reason IS NOT NULL""")
-    statements.add_insert_sql(f"INSERT INTO actor_windows_db {actor_windows_query()}")
+    statements.add_insert_sql(f"INSERT INTO windows_topic {actor_windows_query()}")
     statements.add_insert_sql("""
 INSERT INTO stream_throughput_db
 SELECT window_start, window_end,
@@ -320,8 +330,6 @@ def create_environment(settings: Settings, resume: bool = True) -> "TableEnviron
         "restart-strategy.fixed-delay.attempts": "10",
         "restart-strategy.fixed-delay.delay": "2 s",
     }
-    # The scoring micro-batches: Arrow batch and bundle of the Python operator (streaming/window_scoring.py).
-    options.update(window_scoring.python_options(settings, sys.executable))
     if settings.flink_rest_port:
         options["rest.port"] = str(settings.flink_rest_port)
     checkpoint = latest_checkpoint(settings) if resume else None

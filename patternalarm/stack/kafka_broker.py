@@ -288,12 +288,12 @@ def status(settings: Settings) -> tuple[bool, str]:
 # --- topics ---------------------------------------------------------------------------------------
 
 def ensure_topics(settings: Settings) -> dict[str, int]:
-    """Create the events, alerts and dead-letter topics, or add partitions up to topic_partitions.
+    """Create the events, alerts, dead-letter and windows topics, or add partitions up to topic_partitions.
 
     Idempotent and fast when nothing is to do (one Metadata round trip, no JVM). Returns
     {topic: partitions} as the broker reports them afterwards.
     """
-    wanted = (settings.topic_events, settings.topic_alerts, settings.topic_dead_letter)
+    wanted = (settings.topic_events, settings.topic_alerts, settings.topic_dead_letter, settings.topic_windows)
     host, port = "127.0.0.1", settings.kafka_port
     try:
         before = metadata(host, port).topics

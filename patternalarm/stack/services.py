@@ -1,8 +1,8 @@
 """The services of the local stack: how each starts, how its health is checked, how it stops.
 
 Order matters: PostgreSQL and Kafka first (everything writes to them), then MLflow (the scoring
-service reads its registry), the scoring service, the detection job, the alert relay, and Airflow last (slowest to
-start, needed by people rather than by the data path).
+service reads its registry), the scoring service, the detection job, the window scorer, the alert
+relay, and Airflow last (slowest to start, needed by people rather than by the data path).
 """
 
 from __future__ import annotations
@@ -125,6 +125,33 @@ def _job_status(settings: Settings) -> tuple[bool, str]:
     return state == "RUNNING", f"job {state} (pid {pid})"
 
 
+# --- window scorer (windows topic -> scoring service -> actor_windows) ----------------------------
+
+SCORER_STALE_S = 15.0
+
+
+def _scorer_start(settings: Settings) -> None:
+    python = venv_python("streaming")
+    processes.start(settings, "window-scorer", [python, "-m", "streaming.window_scorer"],
+                    env=component_env(settings))
+    processes.wait_until(lambda: _scorer_status(settings)[0], "a fresh heartbeat", 60, settings, "window-scorer")
+
+
+def _scorer_status(settings: Settings) -> tuple[bool, str]:
+    """The process lives and its loop went round lately; what it has scored since it started."""
+    pid = processes.read_pid(settings, "window-scorer")
+    if pid is None:
+        return False, "not running"
+    beat = settings.resolved_var_dir() / "run" / "window-scorer.heartbeat"
+    try:
+        state = json.loads(beat.read_text())
+        age = time.time() - float(state["at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False, f"pid {pid}, no heartbeat yet"
+    done = ", ".join(f"{state.get(k, 0)} {k}" for k in ("scored", "unscored", "not_applicable", "rescored"))
+    return age < SCORER_STALE_S, f"pid {pid}, last round {age:.0f} s ago; windows: {done}"
+
+
 # --- alert relay (database-made alerts to the alerts topic) -------------------------------------
 
 RELAY_STALE_S = 15.0
@@ -224,6 +251,7 @@ SERVICES: tuple[Service, ...] = (
             lambda s: s.resolved_serving_url() + "/docs"),
     Service("detection-job", _job_start, _stopper("detection-job"), _job_status,
             lambda s: f"http://127.0.0.1:{s.flink_rest_port}"),
+    Service("window-scorer", _scorer_start, _stopper("window-scorer"), _scorer_status),
     Service("alert-relay", _relay_start, _stopper("alert-relay"), _relay_status),
     # `airflow standalone` stops its scheduler, webserver and triggerer on SIGINT only.
     Service("airflow", _airflow_start, _stopper("airflow", signal.SIGINT), _airflow_status,

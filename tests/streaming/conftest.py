@@ -20,9 +20,10 @@ from tests.support.databases import scratch_database
 # points PA_VAR_DIR at a test run's own folder.
 STACK_SETTINGS = config.load()
 
-ISOLATED = ("PA_IDLE_TIMEOUT_S", "PA_TOPIC_EVENTS", "PA_TOPIC_ALERTS", "PA_TOPIC_DEAD_LETTER", "PA_VAR_DIR", "PA_FLINK_REST_PORT",
-            "PA_PG_DATABASE", "PA_SERVING_URL", "PA_API_KEY", "PA_SCORING_COOLDOWN_S", "PA_SUSPICIOUS_THRESHOLD")
-# Where an isolated job sends windows to be scored unless a test starts its own service: a closed
+ISOLATED = ("PA_IDLE_TIMEOUT_S", "PA_TOPIC_EVENTS", "PA_TOPIC_ALERTS", "PA_TOPIC_DEAD_LETTER", "PA_TOPIC_WINDOWS", "PA_VAR_DIR", "PA_FLINK_REST_PORT",
+            "PA_PG_DATABASE", "PA_SERVING_URL", "PA_API_KEY", "PA_SCORING_COOLDOWN_S", "PA_SUSPICIOUS_THRESHOLD",
+            "PA_RESCORE_INTERVAL_S")
+# Where an isolated job's window scorer sends windows unless a test starts its own service: a closed
 # port, so a stack's scoring service never scores a test's windows (they are stored unscored).
 NO_SCORING_SERVICE = "http://127.0.0.1:9"
 
@@ -36,7 +37,7 @@ def isolated_run(var_dir: Path) -> Iterator[Settings]:
         with scratch_database():
             kafka_broker.start(STACK_SETTINGS)
             os.environ.update(PA_TOPIC_EVENTS=f"test-{run}.events", PA_TOPIC_ALERTS=f"test-{run}.alerts",
-                              PA_TOPIC_DEAD_LETTER=f"test-{run}.dead-letter")
+                              PA_TOPIC_DEAD_LETTER=f"test-{run}.dead-letter", PA_TOPIC_WINDOWS=f"test-{run}.windows")
             kafka_broker.ensure_topics(config.load())
             os.environ["PA_VAR_DIR"] = str(var_dir)
             os.environ["PA_FLINK_REST_PORT"] = "0"  # a stack's job may hold the usual port

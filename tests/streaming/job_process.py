@@ -1,4 +1,5 @@
-"""Run the real detection job as a child process for integration tests (and kill it, for restarts)."""
+"""Run the real detection job, with its window scorer, as child processes for integration tests (and
+kill them, for restarts)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,15 @@ from patternalarm.stack import kafka_broker
 
 
 class DetectionJob:
-    def __init__(self, settings: Settings, log: Path) -> None:
+    """The Flink job and, unless ``with_scorer`` is False, the window scorer that stores its windows
+    in actor_windows (streaming/window_scorer.py): the pipeline as the stack runs it."""
+
+    def __init__(self, settings: Settings, log: Path, with_scorer: bool = True) -> None:
         self.settings = settings
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.scorer: subprocess.Popen[bytes] | None = None
+        self.with_scorer = with_scorer
 
     def start(self, resume: bool = True, timeout_s: float = 180) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TZ": "UTC",
@@ -28,6 +34,8 @@ class DetectionJob:
         out = self.log.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "streaming.detection_job"], stdout=out,
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        if self.with_scorer and (self.scorer is None or self.scorer.poll() is not None):
+            self.start_scorer()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             text = self.log.read_bytes()[offset:]
@@ -39,9 +47,23 @@ class DetectionJob:
             time.sleep(0.5)
         raise RuntimeError(f"detection job not running after {timeout_s}s; log: {self.log}")
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Kill the job's whole process group (the JVM and Python workers) as a crash would."""
+    def start_scorer(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TZ": "UTC"}
+        with self.log.with_name(self.log.stem + "-scorer.log").open("ab") as out:
+            self.scorer = subprocess.Popen([sys.executable, "-m", "streaming.window_scorer"], stdout=out,
+                                           stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def kill(self, sig: int = signal.SIGKILL, scorer_too: bool = True) -> None:
+        """Kill the job's whole process group (the JVM) as a crash would; the scorer too unless told."""
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
             self.proc.wait(timeout=30)
         self.proc = None
+        if scorer_too:
+            self.kill_scorer(sig)
+
+    def kill_scorer(self, sig: int = signal.SIGKILL) -> None:
+        if self.scorer and self.scorer.poll() is None:
+            os.killpg(self.scorer.pid, sig)
+            self.scorer.wait(timeout=30)
+        self.scorer = None

@@ -1,10 +1,9 @@
 """The stream's scoring client against a real local HTTP server that fails on purpose: retries with
 exponential backoff, the circuit breaker (no requests while open, one probe after the cool-down),
-timeouts, keep-alive, and score_rows (what the Flink UDF does with a batch)."""
+timeouts, keep-alive, and score_windows (what the window scorer does with a batch)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import socket
 import threading
@@ -12,13 +11,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from patternalarm import config
 from patternalarm.features import FEATURE_NAMES
-from streaming import window_scoring
+from streaming import window_scorer
 from streaming.scoring_client import RetryPolicy, ScoringClient, WindowFeatures
 
 FEATURES = {name: 1.0 for name in FEATURE_NAMES}
@@ -192,32 +191,30 @@ def test_a_rejected_request_is_not_retried_and_leaves_the_breaker_closed() -> No
     assert next_batch.scored and client.breaker.opened == 0
 
 
-def test_score_rows_sends_only_what_the_model_applies_to() -> None:
+def window(actor_id: str, domain: str, values: list[float]) -> window_scorer.Window:
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    return window_scorer.Window(actor_id, domain, start, start + timedelta(minutes=1), 1,
+                                dict(zip(FEATURE_NAMES, values)), ())
+
+
+def test_score_windows_sends_only_what_the_model_applies_to() -> None:
     """iot windows are not_applicable and never sent; a non-finite feature is unscored, not sent
     (the service would refuse the whole batch); suspicious is score >= threshold."""
     script = Script()
     finite = [1.0] * len(FEATURE_NAMES)
-    rows = [("a-1", "ecommerce", finite), ("dev-1", "iot", finite), ("a-2", "gaming", finite),
-            ("a-3", "fintech", [float("nan")] + finite[1:])]
+    rows = [window("a-1", "ecommerce", finite), window("dev-1", "iot", finite), window("a-2", "gaming", finite),
+            window("a-3", "fintech", [float("nan")] + finite[1:])]
     with scoring_server(script) as url:
-        out = window_scoring.score_rows(client_for(url), rows, threshold=0.15)
+        out = window_scorer.score_windows(client_for(url), rows, [dict(w.features) for w in rows], threshold=0.15)
     assert [p["actor_id"] for p in script.bodies[0]["predictions"]] == ["a-1", "a-2"]
-    assert [(o[0], o[1], o[2], o[3]) for o in out] == [
+    assert [(o.score, o.status, o.model_version, o.suspicious) for o in out] == [
         (pytest.approx(0.1), "scored", "7", False), (None, "not_applicable", None, False),
         (pytest.approx(0.2), "scored", "7", True), (None, "unscored", None, False)]
 
 
-def test_score_rows_during_an_outage_marks_the_batch_unscored() -> None:
+def test_score_windows_during_an_outage_marks_the_batch_unscored() -> None:
     finite = [1.0] * len(FEATURE_NAMES)
-    out = window_scoring.score_rows(client_for(f"http://127.0.0.1:{closed_port()}", attempts=1),
-                                    [("a-1", "ecommerce", finite), ("d-1", "iot", finite)], threshold=0.5)
-    assert [o[1] for o in out] == ["unscored", "not_applicable"]
-
-
-def test_python_options_make_batches_of_the_configured_size_and_wait() -> None:
-    settings = dataclasses.replace(config.load(), scoring_batch_size=100, scoring_max_wait_ms=1000)
-    options = window_scoring.python_options(settings, "/venv/bin/python")
-    assert options["python.fn-execution.arrow.batch.size"] == "100"
-    assert int(options["python.fn-execution.bundle.size"]) >= 100
-    assert options["python.fn-execution.bundle.time"] == "1000"
-    assert options["python.executable"] == "/venv/bin/python"
+    rows = [window("a-1", "ecommerce", finite), window("d-1", "iot", finite)]
+    out = window_scorer.score_windows(client_for(f"http://127.0.0.1:{closed_port()}", attempts=1),
+                                      rows, [dict(w.features) for w in rows], threshold=0.5)
+    assert [o.status for o in out] == ["unscored", "not_applicable"]

@@ -1,5 +1,6 @@
-"""Actor windows scored from the stream: the real job, a real scoring service (`python -m serving`
-serving a Spark-trained forest registered in MLflow) and a real PostgreSQL.
+"""Actor windows scored from the stream: the real job, its window scorer (streaming/window_scorer.py),
+a real scoring service (`python -m serving` serving a Spark-trained forest registered in MLflow) and a
+real PostgreSQL.
 
 One job runs three phases in simulated event time, each with the same case (new actor ids):
 a card tester (rule alert), a near miss with the same behaviour (no rule alert: suspicious_activity),
@@ -9,7 +10,8 @@ an ordinary shopper and an iot sensor.
    the near miss becomes exactly one suspicious_activity alert;
 2. service stopped: the job keeps running, windows and the alert are stored `unscored`, as many as
    in phase 1 (nothing lost);
-3. service started again: after the breaker's cool-down new windows are scored again.
+3. service started again: after the breaker's cool-down new windows are scored again, and the
+   windows stored unscored in phase 2 are scored by the scorer's rescoring pass, their alert too.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from tests.support.scoring_service import (TEST_API_KEY, ScoringService, mlflow_
                                            scoring_service)
 
 COOLDOWN_S = 3
+RESCORE_INTERVAL_S = 2
 # The service's own is_fraud threshold; the test forests score card-testing bursts above it.
 THRESHOLD = 0.5
 PHASES = {"up": SIM_START, "outage": SIM_START + timedelta(days=10), "back": SIM_START + timedelta(days=20)}
@@ -128,8 +131,19 @@ def run_phase(producer: EventProducer, settings: Settings, job: DetectionJob, ph
         result = read_phase(settings, phase_index)
     time.sleep(2)  # a duplicate suspicious_activity or a late rule alert would show up now
     result = read_phase(settings, phase_index)
-    result.job_alive = job.proc is not None and job.proc.poll() is None
+    result.job_alive = all(p is not None and p.poll() is None for p in (job.proc, job.scorer))
     return result
+
+
+def wait_for_rescoring(settings: Settings, phase_index: int) -> PhaseResult:
+    """Phase ``phase_index``'s windows once the rescoring pass has scored the tester's window."""
+    deadline = time.monotonic() + WAIT_S
+    result = read_phase(settings, phase_index)
+    while not settled(result, expect_scored=True) and time.monotonic() < deadline:
+        time.sleep(1)
+        result = read_phase(settings, phase_index)
+    time.sleep(2)  # a duplicate suspicious_activity would show up now
+    return read_phase(settings, phase_index)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +155,8 @@ def phases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Phase
     with isolated_run(var_dir) as settings, registered_model(mlflow_url) as (model_name, version):
         with scoring_service(settings, mlflow_url, model_name, var_dir / "serving.log") as service:
             os.environ.update(PA_IDLE_TIMEOUT_S="0", PA_SERVING_URL=service.url, PA_API_KEY=TEST_API_KEY,
-                              PA_SCORING_COOLDOWN_S=str(COOLDOWN_S), PA_SUSPICIOUS_THRESHOLD=str(THRESHOLD))
+                              PA_SCORING_COOLDOWN_S=str(COOLDOWN_S), PA_SUSPICIOUS_THRESHOLD=str(THRESHOLD),
+                              PA_RESCORE_INTERVAL_S=str(RESCORE_INTERVAL_S))
             settings = config.load()
             job = DetectionJob(settings, var_dir / "job.log")
             job.start(resume=False)
@@ -153,6 +168,7 @@ def phases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Phase
                 results["outage"] = run_phase(producer, settings, job, 1, PHASES["outage"], expect_scored=False)
                 restart(service)
                 results["back"] = run_phase(producer, settings, job, 2, PHASES["back"], expect_scored=True)
+                results["rescored"] = wait_for_rescoring(settings, 1)
                 yield results
             finally:
                 producer.close()
@@ -212,3 +228,16 @@ def test_windows_are_scored_again_once_the_service_is_back(phases: dict[str, Any
     assert {r: w[1] for r, w in back.windows.items()} == {
         "tester": "scored", "near_miss": "scored", "shopper": "scored", "sensor": "not_applicable"}
     assert [a[0] for a in back.alerts["near_miss"]] == ["suspicious_activity"]
+
+
+def test_windows_stored_unscored_are_scored_later_with_their_alerts(phases: dict[str, Any]) -> None:
+    """The outage's windows, rescored once the service is back: the same outcome as if it had never
+    been down (scores reach the card-testing alert; the near miss becomes suspicious_activity once)."""
+    rescored, version = phase(phases, "rescored"), phases["version"]
+    assert {r: w[1:3] for r, w in rescored.windows.items()} == {
+        "tester": ("scored", version), "near_miss": ("scored", version), "shopper": ("scored", version),
+        "sensor": ("not_applicable", None)}
+    [card] = [a for a in rescored.alerts["tester"] if a[0] == "card_testing"]
+    assert card[1:4] == (rescored.windows["tester"][0], "scored", version)
+    assert [a[0] for a in rescored.alerts["near_miss"]] == ["suspicious_activity"]
+    assert rescored.open_suspicious.get("near_miss") == 1

@@ -1,0 +1,410 @@
+"""The window scorer: actor windows from the windows topic -> POST /predict/batch -> actor_windows.
+
+The detection job publishes every per-actor 1-minute feature window to PA_TOPIC_WINDOWS. This
+process consumes them in micro-batches (at most PA_SCORING_BATCH_SIZE windows, waiting at most
+PA_SCORING_MAX_WAIT_MS for a batch to fill), scores each batch with one request through
+streaming/scoring_client.py (retries, backoff, circuit breaker) and upserts the windows with their
+scores into actor_windows, whose triggers attach scores to alerts and raise suspicious_activity
+alerts (sql/migrations/004_window_scoring.sql). It is the only writer of actor_windows.
+
+Why a separate process and not an operator of the job: windows close together at each minute
+boundary (one per active actor: ~48,000 at once at CRISIS), and scoring them synchronously inside the
+job backpressured its shared source, so alerts waited behind scoring (docs/performance.md). Here the
+job's alerts never wait for the scoring service, and several scorers can share the topic's
+partitions (one consumer group) when one is not enough.
+
+Delivery: Kafka offsets are committed only after the batch's database transaction commits, so a
+crash re-reads at most the uncommitted batches, and the upsert makes a re-read (or the job's
+at-least-once replay of a window) rewrite the same row: exactly-once in effect. While PostgreSQL is
+down the batch is retried, never skipped. While the scoring service is down windows are stored
+`unscored` at once (nothing waits for it); every PA_RESCORE_INTERVAL_S the scorer scores them again,
+newest first, once the service answers.
+
+score_status per window: ``scored``; ``unscored`` (service unavailable after the retries, breaker
+open, or a feature not finite); ``not_applicable`` (iot: the model is trained for payments and gaming,
+so those windows are never sent). ``suspicious`` is score >= PA_SUSPICIOUS_THRESHOLD.
+
+    python -m streaming.window_scorer              # runs until SIGTERM (the stack's window-scorer)
+    python -m streaming.window_scorer --once       # drain what is there, rescore once, exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from patternalarm import config
+from patternalarm.config import Settings
+from patternalarm.features import FEATURE_NAMES
+from streaming.scoring_client import BatchResult, RetryPolicy, ScoringClient, WindowFeatures
+
+log = logging.getLogger("patternalarm.window_scorer")
+
+SCORED, UNSCORED, NOT_APPLICABLE = "scored", "unscored", "not_applicable"
+UNSCORED_DOMAINS = frozenset({"iot"})  # the model learned payments and gaming fraud only
+RESCORE_BATCHES_PER_PASS = 20  # bounds a pass so the live windows do not wait behind a long backlog
+DB_RETRY_MAX_S = 5.0
+
+
+class MalformedWindow(ValueError):
+    """A record on the windows topic that is not a window the job writes (a bug, or a foreign
+    producer): it goes to the dead-letter topic with this reason, the batch goes on."""
+
+
+@dataclass(frozen=True)
+class Window:
+    actor_id: str
+    domain: str
+    window_start: datetime
+    window_end: datetime
+    event_count: int
+    features: dict[str, float | None]  # FEATURE_NAMES; None where the job wrote null
+    counterparties: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, datetime]:
+        return self.actor_id, self.window_start
+
+
+@dataclass(frozen=True)
+class Score:
+    score: float | None
+    status: str
+    model_version: str | None
+    suspicious: bool
+
+
+def _timestamp(value: Any, field_name: str) -> datetime:
+    """The job writes ISO-8601 without a zone; its session time zone is UTC."""
+    if not isinstance(value, str):
+        raise MalformedWindow(f"{field_name} is {value!r}, not an ISO-8601 timestamp")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise MalformedWindow(f"{field_name} {value!r}: {exc}") from exc
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def _feature(data: dict[str, Any], name: str) -> float | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MalformedWindow(f"feature {name} is {value!r}, not a number")
+    return float(value)
+
+
+def parse_window(value: bytes | None) -> Window:
+    """A windows-topic record as the job writes it (detection_job.windows_sink_ddl)."""
+    try:
+        data = json.loads(value or b"")
+    except ValueError as exc:
+        raise MalformedWindow(f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MalformedWindow("not a JSON object")
+    missing = [k for k in ("actor_id", "domain", "window_start", "window_end", "event_count", *FEATURE_NAMES)
+               if k not in data]
+    if missing:
+        raise MalformedWindow(f"missing fields {missing}")
+    actor_id, domain = data["actor_id"], data["domain"]
+    if not isinstance(actor_id, str) or not actor_id or not isinstance(domain, str) or not domain:
+        raise MalformedWindow("actor_id and domain must be non-empty strings")
+    count = data["event_count"]
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise MalformedWindow(f"event_count is {count!r}, not a positive integer")
+    parties = data.get("counterparties") or []
+    if not isinstance(parties, list):
+        raise MalformedWindow("counterparties is not a list")
+    return Window(actor_id, domain, _timestamp(data["window_start"], "window_start"),
+                  _timestamp(data["window_end"], "window_end"), count,
+                  {name: _feature(data, name) for name in FEATURE_NAMES},
+                  tuple(sorted({str(p) for p in parties if p is not None})))
+
+
+def model_features(cursor: Any, windows: Sequence[Window]) -> list[dict[str, float | None]]:
+    """The feature dict the model gets for each window, in order: the window's own aggregates.
+    (The one place that assembles model inputs from a window: features that need the database,
+    such as an actor's history, are looked up here, one query per batch, with ``cursor``.)"""
+    del cursor  # no database-backed feature yet
+    return [dict(w.features) for w in windows]
+
+
+def _finite(values: Sequence[float | None]) -> bool:
+    return all(v is not None and math.isfinite(v) for v in values)
+
+
+def score_windows(client: ScoringClient, windows: Sequence[Window],
+                  features: Sequence[dict[str, float | None]], threshold: float) -> list[Score]:
+    """One request for the windows the model applies to; a Score for every window, in order."""
+    sendable = [i for i, w in enumerate(windows)
+                if w.domain not in UNSCORED_DOMAINS and _finite(list(features[i].values()))]
+    request = [WindowFeatures(windows[i].actor_id, windows[i].domain, features[i]) for i in sendable]
+    result = client.score(request) if request else BatchResult([], None, 0)
+    out = [Score(None, NOT_APPLICABLE if w.domain in UNSCORED_DOMAINS else UNSCORED, None, False)
+           for w in windows]
+    if result.scores is not None:
+        for i, score in zip(sendable, result.scores):
+            out[i] = Score(score, SCORED, result.model_version, score >= threshold)
+    elif request:
+        log.warning("%d windows stored unscored: %s", len(request), result.error)
+    return out
+
+
+UPSERT = """
+INSERT INTO actor_windows (actor_id, domain, window_start, window_end, event_count, amount_sum, features,
+                           counterparties, score, score_status, model_version, suspicious, scored_at)
+VALUES %s
+ON CONFLICT (actor_id, window_start) DO UPDATE SET
+    domain = EXCLUDED.domain, window_end = EXCLUDED.window_end, event_count = EXCLUDED.event_count,
+    amount_sum = EXCLUDED.amount_sum, features = EXCLUDED.features, counterparties = EXCLUDED.counterparties,
+    score = EXCLUDED.score, score_status = EXCLUDED.score_status, model_version = EXCLUDED.model_version,
+    suspicious = EXCLUDED.suspicious, scored_at = EXCLUDED.scored_at"""
+
+UNSCORED_BATCH = """
+SELECT actor_id, domain, window_start, window_end, event_count, features, counterparties
+  FROM actor_windows
+ WHERE score_status = 'unscored' AND stored_at > clock_timestamp() - make_interval(secs => %s)
+ ORDER BY stored_at DESC LIMIT %s"""
+
+
+def _row(window: Window, score: Score, scored_at: datetime) -> tuple[Any, ...]:
+    return (window.actor_id, window.domain, window.window_start, window.window_end, window.event_count,
+            window.features.get("amount_sum"), json.dumps(window.features), list(window.counterparties),
+            score.score, score.status, score.model_version, score.suspicious, scored_at)
+
+
+def latest_per_key(windows: Sequence[Window]) -> list[Window]:
+    """One window per (actor, start), the last read: a batch may hold a replayed copy, and one
+    INSERT ... ON CONFLICT cannot touch the same row twice."""
+    return list({w.key: w for w in windows}.values())
+
+
+class WindowStore:
+    """actor_windows through one connection; every write retried until it commits (or stop)."""
+
+    def __init__(self, settings: Settings, stopping: Callable[[], bool] = lambda: False) -> None:
+        self.settings = settings
+        self.stopping = stopping
+        self.conn: Any = None
+
+    def _connect(self) -> Any:
+        import psycopg2
+
+        if self.conn is None or self.conn.closed:
+            self.conn = psycopg2.connect(self.settings.db_url())
+        return self.conn
+
+    def transact(self, work: Callable[[Any], Any]) -> Any:
+        """Run ``work(cursor)`` in one transaction; on a database error wait (doubling up to
+        DB_RETRY_MAX_S), reconnect and run it again. Raises only when asked to stop meanwhile, so
+        the caller does not commit its Kafka offsets and the windows are read again."""
+        import psycopg2
+
+        wait = 0.2
+        while True:
+            try:
+                conn = self._connect()
+                with conn, conn.cursor() as cur:
+                    return work(cur)
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                if self.stopping():
+                    raise
+                log.warning("database unavailable, retrying in %.1f s: %s", wait, str(exc).strip()[:200])
+                if self.conn is not None and not self.conn.closed:
+                    self.conn.close()
+                time.sleep(wait)
+                wait = min(DB_RETRY_MAX_S, wait * 2)
+
+    def close(self) -> None:
+        if self.conn is not None and not self.conn.closed:
+            self.conn.close()
+
+
+def _window_from_row(row: tuple[Any, ...]) -> Window:
+    actor_id, domain, start, end, count, features, parties = row
+    return Window(actor_id, domain, start, end, int(count),
+                  {name: (None if features.get(name) is None else float(features[name])) for name in FEATURE_NAMES},
+                  tuple(parties or ()))
+
+
+class WindowScorer:
+    """The consume -> score -> store -> commit loop, and the rescoring of unscored windows."""
+
+    def __init__(self, settings: Settings, client: ScoringClient | None = None, group_id: str | None = None) -> None:
+        from confluent_kafka import Consumer, Producer
+
+        self.settings = settings
+        self.stop_requested = False
+        self.client = client or ScoringClient(settings.resolved_serving_url(), settings.api_key,
+                                              retry_policy(settings))
+        self.store = WindowStore(settings, lambda: self.stop_requested)
+        self.consumer = Consumer({
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": group_id or f"patternalarm-window-scorer-{settings.topic_windows}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        })
+        self.consumer.subscribe([settings.topic_windows])
+        self.dead_letters = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all",
+                                      "enable.idempotence": True})
+        self.counts = {SCORED: 0, UNSCORED: 0, NOT_APPLICABLE: 0, "dead_letters": 0, "rescored": 0}
+        self.last_rescore = time.monotonic()
+
+    # --- live windows --------------------------------------------------------------------------
+
+    def poll_batch(self) -> int:
+        """Read up to one micro-batch, score it, store it, commit its offsets; windows read."""
+        messages = self.consumer.consume(num_messages=max(1, self.settings.scoring_batch_size),
+                                         timeout=max(0.001, self.settings.scoring_max_wait_ms / 1000.0))
+        windows: list[Window] = []
+        for message in messages:
+            if message.error():
+                log.warning("consumer error: %s", message.error())
+                continue
+            try:
+                windows.append(parse_window(message.value()))
+            except MalformedWindow as exc:
+                self._dead_letter(message, str(exc))
+        if windows:
+            self._score_and_store(latest_per_key(windows))
+        if messages:
+            self.dead_letters.flush(30)  # dead letters are on the broker before their offsets commit
+            self.consumer.commit(asynchronous=False)
+        return len(windows)
+
+    def _score_and_store(self, windows: Sequence[Window]) -> None:
+        def work(cur: Any) -> None:
+            from psycopg2.extras import execute_values
+
+            scores = score_windows(self.client, windows, model_features(cur, windows),
+                                   self.settings.suspicious_threshold)
+            now = datetime.now(timezone.utc)
+            execute_values(cur, UPSERT, [_row(w, s, now) for w, s in zip(windows, scores)],
+                           page_size=len(windows))
+            for s in scores:
+                self.counts[s.status] += 1
+        self.store.transact(work)
+
+    def _dead_letter(self, message: Any, reason: str) -> None:
+        log.warning("window record at %s[%d]@%d to dead letters: %s", message.topic(), message.partition(),
+                    message.offset(), reason)
+        payload = (message.value() or b"").decode("utf-8", errors="replace")
+        record = {"payload": payload, "reason": f"window: {reason}", "kafka_partition": message.partition(),
+                  "kafka_offset": message.offset(),
+                  "rejected_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]}
+        self.dead_letters.produce(self.settings.topic_dead_letter, key=message.key(),
+                                  value=json.dumps(record).encode())
+        self.counts["dead_letters"] += 1
+
+    # --- windows stored unscored -----------------------------------------------------------------
+
+    def rescore_due(self) -> bool:
+        interval = self.settings.rescore_interval_s
+        return interval > 0 and time.monotonic() - self.last_rescore >= interval
+
+    def rescore_once(self) -> int:
+        """Score windows stored unscored (newest first) while the service answers; how many got a
+        score. Skipped while the breaker is open: the service is known to be down."""
+        self.last_rescore = time.monotonic()
+        rescored = 0
+        for _ in range(RESCORE_BATCHES_PER_PASS):
+            if not self.client.breaker.allows_request() or self.stop_requested:
+                break
+            done = self.store.transact(self._rescore_batch)
+            rescored += done
+            if done == 0:
+                break
+        if rescored:
+            log.info("rescored %d windows stored unscored during an outage", rescored)
+        self.counts["rescored"] += rescored
+        return rescored
+
+    def _rescore_batch(self, cur: Any) -> int:
+        from psycopg2.extras import execute_values
+
+        cur.execute(UNSCORED_BATCH, (self.settings.rescore_max_age_h * 3600.0,
+                                     max(1, self.settings.scoring_batch_size)))
+        windows = [_window_from_row(r) for r in cur.fetchall()]
+        if not windows:
+            return 0
+        scores = score_windows(self.client, windows, model_features(cur, windows),
+                               self.settings.suspicious_threshold)
+        scored = [(w, s) for w, s in zip(windows, scores) if s.status == SCORED]
+        if scored:
+            now = datetime.now(timezone.utc)
+            execute_values(cur, UPSERT, [_row(w, s, now) for w, s in scored], page_size=len(scored))
+        return len(scored)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        try:
+            self.consumer.close()
+        finally:
+            self.dead_letters.flush(10)
+            self.client.close()
+            self.store.close()
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(attempts=settings.scoring_attempts, backoff_s=settings.scoring_backoff_ms / 1000.0,
+                       timeout_s=settings.scoring_timeout_s, cooldown_s=settings.scoring_cooldown_s)
+
+
+def heartbeat_file(settings: Settings) -> Path:
+    return settings.resolved_var_dir() / "run" / "window-scorer.heartbeat"
+
+
+def write_heartbeat(scorer: WindowScorer) -> None:
+    """What `make status` shows: when the loop last went round and what it has done."""
+    beat = heartbeat_file(scorer.settings)
+    beat.parent.mkdir(parents=True, exist_ok=True)
+    tmp = beat.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"at": time.time(), **scorer.counts}))
+    tmp.replace(beat)
+
+
+def run(scorer: WindowScorer, once: bool) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: setattr(scorer, "stop_requested", True))
+    signal.signal(signal.SIGINT, lambda *_: setattr(scorer, "stop_requested", True))
+    beat_at = 0.0
+    while not scorer.stop_requested:
+        read = scorer.poll_batch()
+        if scorer.rescore_due() or (once and read == 0):
+            scorer.rescore_once()
+        if time.monotonic() - beat_at >= 1.0:
+            write_heartbeat(scorer)
+            beat_at = time.monotonic()
+        if once and read == 0:
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--once", action="store_true", help="drain the topic, rescore once, then exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = config.load()
+    scorer = WindowScorer(settings)
+    print(f"window scorer running: {settings.topic_windows} -> {settings.resolved_serving_url()} -> actor_windows",
+          flush=True)
+    try:
+        run(scorer, args.once)
+    finally:
+        scorer.close()
+        write_heartbeat(scorer)
+    log.info("windows: %s", scorer.counts)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

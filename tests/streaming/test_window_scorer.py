@@ -1,0 +1,221 @@
+"""The window scorer against the real broker, PostgreSQL and scoring service (a Spark-trained forest
+registered in MLflow): windows in, scored rows out; replays, malformed records, a database outage
+and a scoring outage followed by rescoring. The records are what the job writes to the windows topic
+(detection_job.windows_sink_ddl); tests/streaming/test_window_scoring.py runs the whole pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import psycopg2
+import pytest
+
+from patternalarm import config
+from patternalarm.config import Settings
+from patternalarm.features import FEATURE_NAMES
+from streaming import window_scorer
+from streaming.scoring_client import RetryPolicy, ScoringClient
+from tests.streaming.conftest import isolated_run
+from tests.support.scoring_service import TEST_API_KEY, free_port, mlflow_up, registered_model, scoring_service
+
+START = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def record(actor: str, domain: str = "ecommerce", minute: int = 0, parties: list[str | None] | None = None,
+           **features: float) -> dict[str, Any]:
+    values = {name: 1.0 for name in FEATURE_NAMES} | {"txn_count": 2.0, "amount_sum": 30.0, "amount_mean": 15.0}
+    values.update(features)
+    begin = START + timedelta(minutes=minute)
+    return {"actor_id": actor, "domain": domain, "window_start": begin.strftime("%Y-%m-%dT%H:%M:%S"),
+            "window_end": (begin + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S"), "event_count": 2,
+            **values, "counterparties": parties}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str, str]]:
+    """A scratch database and topics, and a scoring service: (settings, service url, model version)."""
+    mlflow_url = config.load().resolved_mlflow_url()
+    if not mlflow_up(mlflow_url):
+        raise RuntimeError(f"MLflow at {mlflow_url} does not answer: `make up SERVICES=mlflow` first")
+    var_dir = tmp_path_factory.mktemp("scorer")
+    with isolated_run(var_dir) as settings, registered_model(mlflow_url) as (model_name, version):
+        with scoring_service(settings, mlflow_url, model_name, var_dir / "serving.log") as running:
+            os.environ.update(PA_SERVING_URL=running.url, PA_API_KEY=TEST_API_KEY)
+            yield config.load(), running.url, version
+
+
+@pytest.fixture
+def topic(service: tuple[Settings, str, str]) -> Settings:
+    """A fresh windows topic per test, so each test's scorer reads only its own records."""
+    settings = dataclasses.replace(service[0], topic_windows=f"test-{uuid.uuid4().hex[:8]}.windows")
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    for future in admin.create_topics([NewTopic(settings.topic_windows, 2, 1)]).values():
+        future.result(30)
+    return settings
+
+
+def produce(settings: Settings, values: list[bytes | dict[str, Any]]) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all"})
+    for value in values:
+        payload = value if isinstance(value, bytes) else json.dumps(value).encode()
+        producer.produce(settings.topic_windows, key=b"k", value=payload)
+    assert producer.flush(30) == 0
+
+
+def drain(scorer: window_scorer.WindowScorer, expected: int, rounds: int = 40) -> int:
+    """Poll until ``expected`` records were read (the first polls may only join the group)."""
+    read = 0
+    for _ in range(rounds):
+        read += scorer.poll_batch()
+        if read >= expected:
+            break
+    return read
+
+
+def rows(settings: Settings, actors: list[str]) -> dict[tuple[str, int], tuple[Any, ...]]:
+    with psycopg2.connect(settings.db_url()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT actor_id, window_start, score, score_status, model_version, counterparties, "
+                    "event_count, amount_sum, features FROM actor_windows WHERE actor_id = ANY(%s)", (actors,))
+        return {(r[0], int((r[1] - START).total_seconds() // 60)): r[2:] for r in cur.fetchall()}
+
+
+def new_actors(n: int) -> list[str]:
+    run = uuid.uuid4().hex[:6]
+    return [f"ws-{run}-{i}" for i in range(n)]
+
+
+def test_windows_are_stored_with_score_model_version_and_counterparties(topic: Settings,
+                                                                         service: tuple[Settings, str, str]) -> None:
+    shopper, gamer, sensor = new_actors(3)
+    produce(topic, [record(shopper, parties=["m-2", "m-1", "m-2", None]), record(gamer, "gaming"),
+                    record(sensor, "iot", parties=None)])
+    scorer = window_scorer.WindowScorer(topic)
+    try:
+        assert drain(scorer, 3) == 3
+    finally:
+        scorer.close()
+    stored, version = rows(topic, [shopper, gamer, sensor]), service[2]
+    score, status, model_version, parties, count, amount_sum, features = stored[(shopper, 0)]
+    assert (status, model_version, parties, count, amount_sum) == ("scored", version, ["m-1", "m-2"], 2, 30.0)
+    assert 0.0 <= score <= 1.0 and features["amount_mean"] == 15.0 and set(features) == set(FEATURE_NAMES)
+    assert stored[(gamer, 0)][1:3] == ("scored", version)
+    assert stored[(sensor, 0)][:4] == (None, "not_applicable", None, [])
+
+
+def test_replayed_windows_rewrite_their_row(topic: Settings) -> None:
+    """The job's at-least-once sink can repeat a window, within one batch or later."""
+    [actor] = new_actors(1)
+    produce(topic, [record(actor), record(actor), record(actor, minute=1)])
+    scorer = window_scorer.WindowScorer(topic)
+    try:
+        assert drain(scorer, 3) == 3
+        produce(topic, [record(actor, amount_sum=31.0)])
+        assert drain(scorer, 1) == 1
+    finally:
+        scorer.close()
+    stored = rows(topic, [actor])
+    assert sorted(stored) == [(actor, 0), (actor, 1)]
+    assert stored[(actor, 0)][5] == 31.0 and stored[(actor, 0)][1] == "scored"
+
+
+def test_malformed_records_go_to_dead_letters_and_the_batch_goes_on(topic: Settings) -> None:
+    from confluent_kafka import Consumer
+
+    [actor] = new_actors(1)
+    bad = record(actor, minute=5)
+    del bad["txn_count"]
+    produce(topic, [b"{not json", bad, record(actor)])
+    scorer = window_scorer.WindowScorer(topic)
+    try:
+        assert drain(scorer, 1) == 1
+    finally:
+        scorer.close()
+    assert list(rows(topic, [actor])) == [(actor, 0)]
+    consumer = Consumer({"bootstrap.servers": topic.kafka_bootstrap, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic.topic_dead_letter])
+    reasons: list[str] = []
+    try:
+        for _ in range(60):
+            message = consumer.poll(0.5)
+            if message is not None and not message.error():
+                letter = json.loads(message.value())
+                if actor in letter["payload"] or letter["payload"] == "{not json":
+                    reasons.append(letter["reason"])
+            if len(reasons) == 2:
+                break
+    finally:
+        consumer.close()
+    assert sorted(reasons) == ["window: missing fields ['txn_count']", "window: not JSON: "
+                               "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"]
+
+
+def test_a_batch_the_database_did_not_take_is_read_again(topic: Settings) -> None:
+    """PostgreSQL unreachable and the scorer stopped meanwhile: no offsets were committed, so the
+    next scorer of the group stores the windows (a crash never drops accepted data)."""
+    actors = new_actors(2)
+    produce(topic, [record(a) for a in actors])
+    unreachable = dataclasses.replace(topic, database_url=f"postgresql://pa:pa@127.0.0.1:{free_port()}/none")
+    broken = window_scorer.WindowScorer(unreachable)
+    broken.stop_requested = True  # the database error then ends poll_batch instead of retrying
+    try:
+        with pytest.raises(psycopg2.OperationalError):
+            for _ in range(40):
+                broken.poll_batch()
+    finally:
+        broken.close()
+    scorer = window_scorer.WindowScorer(topic)
+    try:
+        assert drain(scorer, 2) == 2
+    finally:
+        scorer.close()
+    assert sorted(rows(topic, actors)) == [(a, 0) for a in actors]
+
+
+def test_windows_stored_during_a_scoring_outage_are_rescored(topic: Settings, service: tuple[Settings, str, str]) -> None:
+    actors = new_actors(2)
+    produce(topic, [record(a) for a in actors])
+    down = ScoringClient(f"http://127.0.0.1:{free_port()}", TEST_API_KEY, RetryPolicy(attempts=2, backoff_s=0.05))
+    scorer = window_scorer.WindowScorer(topic, client=down)
+    try:
+        assert drain(scorer, 2) == 2
+        assert scorer.rescore_once() == 0  # the breaker is open: no request, nothing rescored
+    finally:
+        scorer.close()
+    assert {k: v[1] for k, v in rows(topic, actors).items()} == {(a, 0): "unscored" for a in actors}
+    back = window_scorer.WindowScorer(topic)
+    try:
+        assert back.rescore_once() >= 2
+    finally:
+        back.close()
+    assert {k: v[1:3] for k, v in rows(topic, actors).items()} == {(a, 0): ("scored", service[2]) for a in actors}
+
+
+@pytest.mark.parametrize("value, reason", [
+    (b"[]", "not a JSON object"),
+    (json.dumps(record("a") | {"event_count": 0}).encode(), "event_count is 0"),
+    (json.dumps(record("a") | {"window_start": "yesterday"}).encode(), "window_start 'yesterday'"),
+    (json.dumps(record("a") | {"amount_sum": "12"}).encode(), "feature amount_sum is '12'"),
+    (json.dumps(record("")).encode(), "actor_id and domain must be non-empty"),
+])
+def test_parse_window_names_what_is_wrong(value: bytes, reason: str) -> None:
+    with pytest.raises(window_scorer.MalformedWindow, match=reason):
+        window_scorer.parse_window(value)
+
+
+def test_parse_window_reads_what_the_job_writes() -> None:
+    window = window_scorer.parse_window(json.dumps(record("a-1", parties=["b", "a", None])).encode())
+    assert (window.actor_id, window.window_start, window.window_end - window.window_start) == (
+        "a-1", START, timedelta(minutes=1))
+    assert window.counterparties == ("a", "b") and window.features["amount_mean"] == 15.0
+
