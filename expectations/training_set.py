@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from patternalarm import features
+from patternalarm import features, history_features
 
 SUITE = "fraud_training_set"
 CHECKPOINT = "fraud_training_set"
@@ -35,6 +35,10 @@ FLAG_FEATURES = [n for n in features.FEATURE_NAMES if n.startswith("domain_")]
 MAY_BE_MISSING = ["session_mean"]
 NON_NEGATIVE = [n for n in features.FEATURE_NAMES if n not in SHARE_FEATURES + FLAG_FEATURES + MAY_BE_MISSING
                 and n not in ("amount_min", "amount_max", "amount_mean", "amount_sum", "amount_std")]
+# History (patternalarm/history_features.py): counts are >= 0; a fraud rate is a share or MISSING (no
+# labelled earlier window); amount means are unbounded (IoT readings can be negative).
+NON_NEGATIVE += [n for n in history_features.HISTORY_FEATURE_NAMES if "_count_" in n]
+RATE_OR_MISSING = [n for n in history_features.HISTORY_FEATURE_NAMES if "_fraud_rate_" in n]
 
 
 class TrainingSetInvalid(RuntimeError):
@@ -69,6 +73,8 @@ def expectations(columns: list[str], t: Thresholds) -> list[dict[str, Any]]:
              "kwargs": {"column": c, "min_value": 0.0}} for c in NON_NEGATIVE]
     exp += [{"expectation_type": "expect_column_values_to_be_between",
              "kwargs": {"column": c, "min_value": features.MISSING}} for c in MAY_BE_MISSING]
+    exp += [{"expectation_type": "expect_column_values_to_be_between",
+             "kwargs": {"column": c, "min_value": features.MISSING, "max_value": 1.0}} for c in RATE_OR_MISSING]
     return exp
 
 

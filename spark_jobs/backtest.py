@@ -13,10 +13,10 @@ recall per pattern (spark_jobs/metrics.py) -> one MLflow run in experiment ``pat
 (params, overall metrics, per-day metrics as steps, the table and the per-day JSON) -> the table
 on stdout.
 
-Time-aware: a window's score uses only its own transactions, the ones the stream has when it closes
-the window; nothing after it (tests/model/test_backtest.py appends later rows and checks earlier
-scores do not move). No feature reads labels, so no label delay applies (docs/ml-lifecycle.md says
-how history features with delayed labels would be added).
+Time-aware: a window's score uses its own transactions and the history features of earlier windows
+(patternalarm/history_features.py; labels only PA_LABEL_DELAY_MIN after a labelled window ended),
+nothing after it (tests/model/test_history.py appends later rows and checks earlier scores do not
+move; tests/model/test_history_features.py holds the history features to the stream's).
 
 Runs in the ``airflow`` venv, and under spark-submit (the fraud_model_backtest DAG). Importing it
 imports neither pyspark nor mlflow.
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 if __name__ == "__main__":  # spark-submit runs this file as a script: the repo's packages must resolve
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from patternalarm import config, features  # noqa: E402
+from patternalarm import config, history_features  # noqa: E402
 from spark_jobs import history, metrics  # noqa: E402
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def window_frame(spark: "SparkSession", windows: "DataFrame") -> "pd.DataFrame":
     """The windows on the driver (Arrow): keys, UTC day, label, pattern and the features."""
     spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     return (windows.selectExpr(*KEYS, "date_format(window_start, 'yyyy-MM-dd') AS day", "label", "pattern",
-                               *features.FEATURE_NAMES)
+                               *history_features.MODEL_FEATURE_NAMES)
             .orderBy(*KEYS).toPandas())
 
 

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 if __name__ == "__main__":  # spark-submit runs this file as a script: the repo's packages must resolve
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from patternalarm import features  # noqa: E402
+from patternalarm import features, history_features  # noqa: E402
 from patternalarm.config import Settings  # noqa: E402
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ LINEAGE_FILE = "lineage.json"
 RESULT_FILE = "train_result.json"
 KEY_COLUMNS = ["actor_id", "domain", "window_start", "window_end"]
 META_COLUMNS = ["label", "source"]  # source: 'reviewed' or 'sample'
-COLUMNS = KEY_COLUMNS + META_COLUMNS + list(features.FEATURE_NAMES)
+COLUMNS = KEY_COLUMNS + META_COLUMNS + list(history_features.MODEL_FEATURE_NAMES)
 METRICS = ("roc_auc", "average_precision")
 CHALLENGER = "challenger"
 
@@ -68,6 +68,13 @@ class ExtractParams:
     lookback_days: float = 30.0
     seed: int = 42
     now: str | None = None  # ISO-8601 UTC; default: the extraction's clock (tests and backfills pin it)
+    history_label_delay_min: int | None = None  # history features' label delay; default PA_LABEL_DELAY_MIN
+
+    def resolved_label_delay_min(self) -> int:
+        from patternalarm import config
+
+        return config.load().label_delay_min if self.history_label_delay_min is None \
+            else int(self.history_label_delay_min)
 
     def reference_time(self) -> datetime:
         return datetime.fromisoformat(self.now) if self.now else datetime.now(timezone.utc)
@@ -97,7 +104,20 @@ def run_folder(settings: Settings, run_id: str) -> Path:
 # --- extract -------------------------------------------------------------------------------------
 
 def _feature_selects() -> str:
-    return ",\n  ".join(f"(w.features->>'{n}')::double precision AS \"{n}\"" for n in features.FEATURE_NAMES)
+    """Window features as the scorer stored them; history features as it logged them, else computed
+    now by the scorer's own query (history_features.postgres_sql) for windows stored without them."""
+    window = [f"(r.features->>'{n}')::double precision AS \"{n}\"" for n in features.FEATURE_NAMES]
+    past = [f"COALESCE((r.features->>'{n}')::double precision, h.\"{n}\") AS \"{n}\""
+            for n in history_features.HISTORY_FEATURE_NAMES]
+    return ",\n  ".join(window + past)
+
+
+def _history_join() -> str:
+    """History of the rows (CTE ``rows``) whose features lack any history feature."""
+    lacking = " OR ".join(f"NOT (features ? '{n}')" for n in history_features.HISTORY_FEATURE_NAMES)
+    keys = f"SELECT i, actor_id, window_start AS ws FROM rows WHERE {lacking}"
+    parties = f"SELECT i, unnest(counterparties) AS cp FROM rows WHERE {lacking}"
+    return f"LEFT JOIN ({history_features.postgres_sql(keys, parties)}) h USING (i)"
 
 
 def extract_sql() -> str:
@@ -130,14 +150,18 @@ WITH recent AS (
   SELECT actor_id, window_start, label, 'reviewed' AS source FROM reviewed
   UNION ALL
   SELECT actor_id, window_start, label, 'sample' AS source FROM sampled
+), rows AS (
+  SELECT row_number() OVER (ORDER BY w.window_start, w.actor_id) AS i, w.actor_id, w.domain, w.window_start,
+         w.window_end, w.counterparties, w.features, l.label, l.source
+    FROM labelled l JOIN recent w USING (actor_id, window_start)
 )
-SELECT w.actor_id, w.domain,
-  to_char(w.window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS window_start,
-  to_char(w.window_end AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS window_end,
-  l.label, l.source,
+SELECT r.actor_id, r.domain,
+  to_char(r.window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS window_start,
+  to_char(r.window_end AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS window_end,
+  r.label, r.source,
   {_feature_selects()}
-FROM labelled l JOIN recent w USING (actor_id, window_start)
-ORDER BY w.window_start, w.actor_id"""
+FROM rows r {_history_join()}
+ORDER BY r.i"""
 
 
 def extract(settings: Settings, out_dir: Path, params: ExtractParams = ExtractParams()) -> Path:
@@ -153,7 +177,7 @@ def extract(settings: Settings, out_dir: Path, params: ExtractParams = ExtractPa
     now = params.reference_time()
     query = {"now": now, "since": now - timedelta(days=params.lookback_days),
              "labelled_until": now - timedelta(hours=params.label_delay_hours), "seed": params.seed,
-             "sample_cut": int(round(params.sample_rate * 1048576))}
+             "sample_cut": int(round(params.sample_rate * 1048576)), "delay": params.resolved_label_delay_min()}
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / TRAINING_FILE
     counts: dict[str, dict[str, int]] = {"reviewed": {"0": 0, "1": 0}, "sample": {"0": 0, "1": 0}}
@@ -196,12 +220,12 @@ def train_from_file(path: Path, out: Path, tracking_uri: str, model_name: str, n
     spark.sparkContext.setLogLevel("ERROR")
     try:
         schema = ", ".join([f"{c} string" for c in KEY_COLUMNS] + ["label double", "source string"]
-                           + [f"`{n}` double" for n in features.FEATURE_NAMES])
+                           + [f"`{n}` double" for n in history_features.MODEL_FEATURE_NAMES])
         raw = spark.read.csv(str(path), header=True, schema=schema)
         rows = (raw.withColumn("window_start", F.to_timestamp("window_start"))
                 .withColumn("window_end", F.to_timestamp("window_end"))
                 .withColumn("pattern", F.lit(None).cast("string"))
-                .dropna(subset=list(features.FEATURE_NAMES)).cache())
+                .dropna(subset=list(history_features.MODEL_FEATURE_NAMES)).cache())
         lineage_path = path.parent / LINEAGE_FILE
         extracted = json.loads(lineage_path.read_text()) if lineage_path.exists() else {}
         total = rows.count()
@@ -281,7 +305,7 @@ def gate(settings: Settings, training_file: Path, version: str, tracking_uri: st
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     start, period = recent_period(read_rows(training_file), holdout_fraction)
-    period = [r for r in period if all(r[n] != "" for n in features.FEATURE_NAMES)]
+    period = [r for r in period if all(r[n] != "" for n in history_features.MODEL_FEATURE_NAMES)]
     decision = GateDecision("refused", None, version, None, metric, margin, period_start=start,
                             period_rows=len(period))
     positives = sum(float(r["label"]) == 1.0 for r in period)

@@ -8,8 +8,9 @@
 
 Steps, each a function below: labelled rows (spark_jobs/training_data.py) -> time-based split (the
 last windows are the holdout: the model is judged on a future it did not see) -> RandomForest on the
-features in FEATURE_NAMES order, positives up-weighted so the rare class counts -> ROC AUC, average
-precision, precision/recall at the decision threshold and at the alert budget, recall per injected
+features in MODEL_FEATURE_NAMES order (window then history features), positives up-weighted so the
+rare class counts -> ROC AUC, average precision, precision/recall at the decision threshold and at the
+alert budget, recall per injected
 pattern (spark_jobs/metrics.py) on the holdout -> one MLflow run in experiment
 "patternalarm-fraud" with params, metrics, data lineage, the Spark model (``spark_model``) and the
 serving file (``serving_model/forest.npz``, spark_jobs/forest_export.py) -> a new version of the
@@ -34,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from patternalarm import config, features, model_registry
+from patternalarm import config, features, history_features, model_registry
 from patternalarm.config import REPO_ROOT
 from spark_jobs import history, metrics, training_data
 
@@ -201,12 +202,12 @@ def with_weights(rows: "DataFrame", weights: Mapping[float, float]) -> "DataFram
 # --- model ---------------------------------------------------------------------------------------
 
 def fit_forest(train: "DataFrame", params: ForestParams) -> "PipelineModel":
-    """VectorAssembler over FEATURE_NAMES (the order forest_export and the service rely on) + forest."""
+    """VectorAssembler over MODEL_FEATURE_NAMES (the order forest_export and the service rely on) + forest."""
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import RandomForestClassifier
     from pyspark.ml.feature import VectorAssembler
 
-    assembler = VectorAssembler(inputCols=list(features.FEATURE_NAMES), outputCol="features")
+    assembler = VectorAssembler(inputCols=list(history_features.MODEL_FEATURE_NAMES), outputCol="features")
     forest = RandomForestClassifier(featuresCol="features", labelCol=training_data.LABEL, weightCol=WEIGHT,
                                     numTrees=params.num_trees, maxDepth=params.max_depth,
                                     maxBins=params.max_bins, seed=params.seed)
@@ -285,8 +286,9 @@ def _git_commit() -> str | None:
 
 
 def feature_definition_sha() -> str:
-    """Fingerprint of the feature definition: a model is only valid with the SQL it was trained on."""
-    return hashlib.sha256(features.sql_select_list().encode()).hexdigest()[:16]
+    """Fingerprint of the feature definitions (window SQL and history): a model is only valid with them."""
+    text = features.sql_select_list() + history_features.definition_text()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def log_run(tracking_uri: str, model: "PipelineModel", params: Mapping[str, Any], metrics: Mapping[str, float],
@@ -302,7 +304,8 @@ def log_run(tracking_uri: str, model: "PipelineModel", params: Mapping[str, Any]
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(EXPERIMENT)
-    signature = ModelSignature(inputs=Schema([ColSpec("double", n) for n in features.FEATURE_NAMES]),
+    names = list(history_features.MODEL_FEATURE_NAMES)
+    signature = ModelSignature(inputs=Schema([ColSpec("double", n) for n in names]),
                                outputs=Schema([ColSpec("double")]))
     with mlflow.start_run(run_name=f"forest-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}") as run:
         mlflow.log_params(params)
@@ -317,7 +320,7 @@ def log_run(tracking_uri: str, model: "PipelineModel", params: Mapping[str, Any]
         Model.log(artifact_path=SPARK_ARTIFACT, flavor=mlflow.spark, spark_model=model, signature=signature,
                   pip_requirements=[f"pyspark=={pyspark.__version__}"])
         with tempfile.TemporaryDirectory(prefix="forest-") as tmp:
-            path = export_and_save(forest_stage(model), list(features.FEATURE_NAMES), Path(tmp) / SERVING_FILE)
+            path = export_and_save(forest_stage(model), names, Path(tmp) / SERVING_FILE)
             mlflow.log_artifact(str(path), artifact_path=SERVING_DIR)
         return str(run.info.run_id)
 
@@ -361,7 +364,9 @@ def train(spark: "SparkSession", dataset: Dataset, params: ForestParams, holdout
         f"{run_metrics['recall_at_threshold']:.4f} at {threshold}; at the alert budget {budget}: precision "
         f"{run_metrics.get('precision_at_budget', float('nan')):.4f} / recall "
         f"{run_metrics.get('recall_at_budget', float('nan')):.4f}")
-    lineage = {**dataset.lineage, "git_commit": _git_commit(), "feature_names": list(features.FEATURE_NAMES),
+    lineage = {**dataset.lineage, "git_commit": _git_commit(),
+               "feature_names": list(history_features.MODEL_FEATURE_NAMES),
+               "label_delay_min": config.load().label_delay_min,
                "features_sha": feature_definition_sha(), "window": training_data.WINDOW,
                "holdout_first_window": split.cutoff, "train_windows": negatives + positives,
                "train_positive_windows": positives, "holdout_windows": int(labels.size),
@@ -372,7 +377,8 @@ def train(spark: "SparkSession", dataset: Dataset, params: ForestParams, holdout
                   "seed": params.seed, "holdout_fraction": holdout_fraction, "threshold": threshold,
                   "alert_budget": str(budget),
                   "weight_negative": round(weights[0.0], 6), "weight_positive": round(weights[1.0], 6),
-                  "num_features": len(features.FEATURE_NAMES), "source": dataset.lineage["source"].get("kind")}
+                  "num_features": len(history_features.MODEL_FEATURE_NAMES),
+                  "label_delay_min": config.load().label_delay_min, "source": dataset.lineage["source"].get("kind")}
     source = dataset.lineage["source"]
     run_params.update({f"data_{k}": v for k, v in source.items() if k in ("minutes", "mode", "fraud_rate", "seed")})
     for key in ("train_windows", "train_positive_windows", "holdout_windows", "holdout_positive_windows"):

@@ -30,7 +30,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from patternalarm import events, features
+from patternalarm import config, events, features, history_features
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -161,7 +161,7 @@ def window_rows(spark: "SparkSession", prepared: "DataFrame", truth_txns: "DataF
     """Group prepared events by actor and window, compute the features, label each window.
 
     Columns: actor_id, domain, window_start, window_end, label (1.0/0.0), pattern (one injected
-    pattern the window holds, else NULL), then features.FEATURE_NAMES in order.
+    pattern the window holds, else NULL), then history_features.MODEL_FEATURE_NAMES in order.
     """
     from pyspark.sql.functions import broadcast
 
@@ -173,21 +173,87 @@ def window_rows(spark: "SparkSession", prepared: "DataFrame", truth_txns: "DataF
 TXN_LABEL = "txn_label"  # a transaction's own label (0/1) before windows are labelled
 
 
-def aggregate_windows(spark: "SparkSession", labelled: "DataFrame") -> "DataFrame":
+def aggregate_windows(spark: "SparkSession", labelled: "DataFrame",
+                      label_delay_min: int | None = None) -> "DataFrame":
     """Prepared events with ``txn_label`` (0/1) and ``pattern`` (of a fraudulent transaction, else
     NULL) grouped into the stream's windows: per actor and domain, tumbling 1 minute on event time.
 
     A window is labelled 1 when any of its transactions is; its pattern is one of theirs. Columns as
-    :func:`window_rows`.
+    :func:`window_rows`: the window features, then the history features (:func:`add_history`, with
+    ``label_delay_min``, default PA_LABEL_DELAY_MIN).
     """
     query = f"""
 SELECT actor_id, domain, w.start AS window_start, w.end AS window_end,
   CAST(MAX({TXN_LABEL}) AS DOUBLE) AS {LABEL},
   MAX(CASE WHEN {TXN_LABEL} = 1 THEN pattern END) AS pattern,
-  {features.sql_select_list()}
+  {features.sql_select_list()},
+  array_sort(collect_set(counterparty)) AS {COUNTERPARTIES}
 FROM (SELECT *, window(event_time, '{WINDOW}') AS w FROM {{events}})
 GROUP BY actor_id, domain, w.start, w.end"""
-    return spark.sql(query, events=labelled)
+    delay = config.load().label_delay_min if label_delay_min is None else label_delay_min
+    return add_history(spark.sql(query, events=labelled), delay).drop(COUNTERPARTIES)
+
+
+COUNTERPARTIES = "counterparties"  # a window's distinct counterparties (array<string>)
+
+
+def add_history(windows: "DataFrame", label_delay_min: int) -> "DataFrame":
+    """Adds history_features.HISTORY_FEATURE_NAMES to windows (actor_id, window_start, label,
+    txn_count, amount_sum, counterparties), with Spark window functions over earlier windows only.
+
+    The definitions are patternalarm/history_features.py's; here a horizon H is a RANGE frame over
+    the window's epoch minute: counts ``H PRECEDING .. 1 PRECEDING`` (never the window itself or a
+    later one), fraud rates ``D + H PRECEDING .. D + 1 PRECEDING`` (labels only D minutes after the
+    labelled window ended, D = ``label_delay_min``; a window's label is known when it ends).
+    Counterparty sums are "all windows touching c" minus "the actor's own windows touching c".
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    missing, delay = F.lit(features.MISSING), int(label_delay_min)
+    base = (windows.withColumn("_m", (F.col("window_start").cast("long") / 60).cast("long"))
+            .withColumn("_fraud", (F.col(LABEL) == 1.0).cast("long")))
+
+    def sums(spec: Any, prefix: str) -> list[Any]:
+        out = []
+        for suffix, minutes in history_features.HORIZONS:
+            counts, rates = spec.rangeBetween(-minutes, -1), spec.rangeBetween(-(delay + minutes), -(delay + 1))
+            out += [F.count(F.lit(1)).over(counts).alias(f"{prefix}windows_{suffix}"),
+                    F.coalesce(F.sum("txn_count").over(counts), F.lit(0.0)).alias(f"{prefix}txns_{suffix}"),
+                    F.coalesce(F.sum("amount_sum").over(counts), F.lit(0.0)).alias(f"{prefix}amount_{suffix}"),
+                    F.count(F.lit(1)).over(rates).alias(f"{prefix}labelled_{suffix}"),
+                    F.coalesce(F.sum("_fraud").over(rates), F.lit(0)).alias(f"{prefix}fraud_{suffix}")]
+        return out
+
+    actor = base.select("*", *sums(Window.partitionBy("actor_id").orderBy("_m"), "a_"))
+    parties = base.select("actor_id", "_m", "txn_count", "amount_sum", "_fraud",
+                          F.explode(COUNTERPARTIES).alias("_cp"))
+    parties = parties.select("actor_id", "_m", *sums(Window.partitionBy("_cp").orderBy("_m"), "all_"),
+                             *sums(Window.partitionBy("_cp", "actor_id").orderBy("_m"), "own_"))
+    combined = []
+    for suffix, _ in history_features.HORIZONS:
+        other = {k: F.col(f"all_{k}_{suffix}") - F.col(f"own_{k}_{suffix}")
+                 for k in ("windows", "txns", "amount", "labelled", "fraud")}
+        combined += [F.max(other["windows"]).alias(f"c_windows_{suffix}"),
+                     F.sum(other["txns"]).alias(f"c_txns_{suffix}"),
+                     F.sum(other["amount"]).alias(f"c_amount_{suffix}"),
+                     F.max(F.when(other["labelled"] > 0, other["fraud"] / other["labelled"])).alias(f"c_rate_{suffix}")]
+    per_window = parties.groupBy("actor_id", "_m").agg(*combined)
+    joined = actor.join(per_window, ["actor_id", "_m"], "left")
+    outputs = []
+    for suffix, _ in history_features.HORIZONS:
+        a_txns, c_txns = F.col(f"a_txns_{suffix}"), F.col(f"c_txns_{suffix}")
+        outputs += [
+            a_txns.cast("double").alias(f"actor_txn_count_{suffix}"),
+            F.when(a_txns > 0, F.col(f"a_amount_{suffix}") / a_txns).otherwise(missing)
+            .alias(f"actor_amount_mean_{suffix}"),
+            F.when(F.col(f"a_labelled_{suffix}") > 0, F.col(f"a_fraud_{suffix}") / F.col(f"a_labelled_{suffix}"))
+            .otherwise(missing).alias(f"actor_fraud_rate_{suffix}"),
+            F.coalesce(F.col(f"c_windows_{suffix}"), F.lit(0)).cast("double").alias(f"cp_window_count_{suffix}"),
+            F.when(c_txns > 0, F.col(f"c_amount_{suffix}") / c_txns).otherwise(missing)
+            .alias(f"cp_amount_mean_{suffix}"),
+            F.coalesce(F.col(f"c_rate_{suffix}"), missing).alias(f"cp_fraud_rate_{suffix}")]
+    return joined.select(*windows.columns, *outputs)  # outputs are in HISTORY_FEATURE_NAMES order
 
 
 def training_rows(spark: "SparkSession", payloads: "DataFrame",
@@ -200,7 +266,8 @@ def rows_from_actor_windows(windows: "DataFrame", labels: "DataFrame") -> "DataF
     """Labelled training rows from the detection job's ``actor_windows`` table (for retraining).
 
     ``windows``: the table's columns actor_id, domain, window_start, window_end and ``features``, the
-    JSON object of feature values the job wrote (a string, e.g. jsonb read over JDBC).
+    JSON object of feature values the scorer wrote, history features included (a string, e.g. jsonb
+    read over JDBC).
     ``labels``: one labelled interval per row: actor_id, first_event_time, last_event_time and
     ``label`` (1.0 fraud, 0.0 legit): ground_truth rows (label 1) or incidents with an analyst's
     verdict (fraud 1, legit 0). The table keeps no transaction ids, so a window is matched to an
@@ -213,10 +280,11 @@ def rows_from_actor_windows(windows: "DataFrame", labels: "DataFrame") -> "DataF
     from pyspark.sql import functions as F
     from pyspark.sql.types import DoubleType, StructField, StructType
 
-    schema = StructType([StructField(n, DoubleType()) for n in features.FEATURE_NAMES])
+    names = list(history_features.MODEL_FEATURE_NAMES)
+    schema = StructType([StructField(n, DoubleType()) for n in names])
     parsed = (windows.select(*KEY_COLUMNS, F.from_json(F.col("features").cast("string"), schema).alias("f"))
-              .select(*KEY_COLUMNS, *[F.col(f"f.{n}").alias(n) for n in features.FEATURE_NAMES])
-              .dropna(subset=list(features.FEATURE_NAMES)))
+              .select(*KEY_COLUMNS, *[F.col(f"f.{n}").alias(n) for n in names])
+              .dropna(subset=names))
     w, lab = parsed.select(*KEY_COLUMNS).alias("w"), labels.alias("l")
     overlaps = ((F.col("w.actor_id") == F.col("l.actor_id"))
                 & (F.col("w.window_start") <= F.col("l.last_event_time"))
@@ -226,4 +294,4 @@ def rows_from_actor_windows(windows: "DataFrame", labels: "DataFrame") -> "DataF
                .agg(F.max(F.col("l.label").cast("double")).alias(LABEL)))
     return (parsed.join(matched, list(KEY_COLUMNS), "left")
             .select(*KEY_COLUMNS, F.coalesce(F.col(LABEL), F.lit(0.0)).alias(LABEL),
-                    F.lit(None).cast("string").alias("pattern"), *features.FEATURE_NAMES))
+                    F.lit(None).cast("string").alias("pattern"), *names))

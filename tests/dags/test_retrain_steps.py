@@ -104,3 +104,38 @@ def test_windows_without_sessions_pass_but_other_negative_features_do_not(seeded
     rows[0]["txn_count"] = "-1.0"
     with pytest.raises(training_set.TrainingSetInvalid, match=r"expect_column_values_to_be_between\(txn_count\)"):
         training_set.run_checkpoint(write("negative.csv"), tmp_path / "var", "negative")
+
+
+def test_extracted_history_is_the_scorers_lookup_or_what_it_logged(seeded: object, tmp_path: Path) -> None:
+    """Windows stored without history features get them from the window scorer's own query (same
+    numbers); a window whose features carry them (logged when it was scored) keeps those."""
+    from datetime import datetime
+
+    import psycopg2
+
+    from patternalarm.history_features import HISTORY_FEATURE_NAMES, HistoryKey
+    from streaming.history_lookup import history_features
+
+    settings = seeded
+    params = retrain.ExtractParams(sample_rate=1.0, now=retrain_data.end_of_data(), history_label_delay_min=10)
+    rows = retrain.read_rows(retrain.extract(settings, tmp_path, params))  # type: ignore[arg-type]
+    picked = [r for r in rows if r["actor_id"] in ("actor-0", "actor-3")][-30:]
+    keys = [HistoryKey(r["actor_id"], datetime.fromisoformat(r["window_start"].replace("Z", "+00:00")), ())
+            for r in picked]
+    url = settings.db_url(settings.pg_database)  # type: ignore[attr-defined]
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        want = history_features(cur, keys, label_delay_min=10)
+        logged = picked[0]
+        cur.execute("UPDATE actor_windows SET features = features || %s::jsonb "
+                    "WHERE actor_id = %s AND window_start = %s",
+                    (json.dumps({n: 123.0 for n in HISTORY_FEATURE_NAMES}), logged["actor_id"], keys[0].window_start))
+    assert any(w["actor_fraud_rate_1h"] > 0 for w in want), "the seeded fraudster has a fraud history"
+    for row, expected in zip(picked, want, strict=True):
+        assert {n: float(row[n]) for n in HISTORY_FEATURE_NAMES} == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    again = {(r["actor_id"], r["window_start"]): r for r in
+             retrain.read_rows(retrain.extract(settings, tmp_path / "again", params))}  # type: ignore[arg-type]
+    assert {float(again[(logged["actor_id"], logged["window_start"])][n]) for n in HISTORY_FEATURE_NAMES} == {123.0}
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE actor_windows SET features = features - %s::text[] "
+                    "WHERE actor_id = %s AND window_start = %s",
+                    (list(HISTORY_FEATURE_NAMES), logged["actor_id"], keys[0].window_start))

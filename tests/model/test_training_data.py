@@ -18,6 +18,7 @@ import pytest
 
 from patternalarm import features
 from patternalarm.events import parse_timestamp
+from patternalarm.history_features import MODEL_FEATURE_NAMES
 from tests.model.conftest import Labelled
 
 pytest.importorskip("pyspark", reason="Spark tests run in the airflow venv")
@@ -48,7 +49,7 @@ def python_windows(events: list[dict[str, Any]]) -> dict[Key, list[dict[str, Any
 def spark_rows(rows: Any) -> dict[Key, dict[str, Any]]:
     collected = rows.selectExpr("actor_id", "domain", "unix_seconds(window_start) AS ws",
                                 "unix_seconds(window_end) - unix_seconds(window_start) AS length",
-                                "label", "pattern", *features.FEATURE_NAMES).collect()
+                                "label", "pattern", *MODEL_FEATURE_NAMES).collect()
     out = {(r["actor_id"], r["domain"], int(r["ws"])): r.asDict() for r in collected}
     assert len(out) == len(collected), "one row per actor and window"
     return out
@@ -59,9 +60,9 @@ def assert_same_rows(got: dict[Key, dict[str, Any]], want: dict[Key, dict[str, A
     assert got.keys() == want.keys()
     for key, row in want.items():
         other = got[key]
-        assert {k: v for k, v in other.items() if k not in features.FEATURE_NAMES} == \
-            {k: v for k, v in row.items() if k not in features.FEATURE_NAMES}, key
-        for name in features.FEATURE_NAMES:
+        assert {k: v for k, v in other.items() if k not in MODEL_FEATURE_NAMES} == \
+            {k: v for k, v in row.items() if k not in MODEL_FEATURE_NAMES}, key
+        for name in MODEL_FEATURE_NAMES:
             assert abs(other[name] - row[name]) <= TOLERANCE, (key, name, other[name], row[name])
 
 
@@ -132,14 +133,14 @@ def test_events_breaking_the_contract_are_dropped_like_dead_letters(
 
 
 def test_rows_from_actor_windows_match_rows_from_events(spark_local: Any, labelled: Labelled) -> None:
-    """The retraining path: actor_windows rows (features as the job's JSON) + labelled intervals give
+    """The retraining path: actor_windows rows (features as the scorer's JSON) + labelled intervals give
     the same features and labels as the events + ground truth path."""
     from pyspark.sql import functions as F
 
     events_rows = training_data.training_rows(
         spark_local, training_data.payloads_from_dicts(spark_local, labelled.events), labelled.truth)
     table = events_rows.select(*training_data.KEY_COLUMNS,
-                               F.to_json(F.struct(*features.FEATURE_NAMES)).alias("features"))
+                               F.to_json(F.struct(*MODEL_FEATURE_NAMES)).alias("features"))
     intervals = spark_local.createDataFrame(
         [(t["actor_id"], datetime.fromisoformat(t["first_event_time"]), datetime.fromisoformat(t["last_event_time"]),
           1.0) for t in labelled.truth],
@@ -151,8 +152,8 @@ def test_rows_from_actor_windows_match_rows_from_events(spark_local: Any, labell
 
 def test_rows_from_actor_windows_drop_incomplete_windows_and_let_fraud_win(spark_local: Any) -> None:
     t0 = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
-    complete = json.dumps({n: 1.0 for n in features.FEATURE_NAMES})
-    partial = json.dumps({n: 1.0 for n in features.FEATURE_NAMES[:-1]})
+    complete = json.dumps({n: 1.0 for n in MODEL_FEATURE_NAMES})
+    partial = json.dumps({n: 1.0 for n in MODEL_FEATURE_NAMES[:-1]})  # e.g. written without history
     minute = 60
     windows = spark_local.createDataFrame(
         [("a", "fintech", t0, complete), ("b", "fintech", t0, partial),
