@@ -7,7 +7,8 @@ on the scoring path.
 
 ``refresh()`` asks the registry which version the alias names; when it differs from the one serving,
 it downloads the file, loads it and validates it on a canary batch (the feature names are exactly
-``patternalarm.features.FEATURE_NAMES``, probabilities are finite and in [0, 1], one per row), and
+``patternalarm.history_features.MODEL_FEATURE_NAMES``: a model trained before the history features,
+or on another list, is refused with the difference named; probabilities are finite and in [0, 1], one per row), and
 only then rebinds ``current``. A version that fails is refused: logged, counted, remembered (so the
 poller does not re-download it every few seconds; ``force`` retries it), reported by
 /predict/health, while the previous model keeps serving. Refreshes run one at a time (a lock), in
@@ -29,7 +30,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from patternalarm import features
+from patternalarm import features, history_features
 from serving.forest_model import ForestModel
 from serving.metrics import Metrics
 from serving.registry import Registry, RegistryError, RegistryVersion, prune_downloads
@@ -95,20 +96,24 @@ def _canary_transactions() -> list[list[features.Txn]]:
 
 
 def canary_matrix() -> NDArray[np.float64]:
-    return np.asarray([features.compute(t) for t in _canary_transactions()], dtype=np.float64)
+    """Canary rows: the window features, with an empty history and with a long, fraudulent one."""
+    busy = {n: (5000.0 if "_count_" in n else 1.0) for n in history_features.HISTORY_FEATURE_NAMES}
+    rows = [history_features.model_row(features.compute(t), past)
+            for t in _canary_transactions() for past in (None, busy)]
+    return np.asarray(rows, dtype=np.float64)
 
 
 def validate(forest: ForestModel) -> None:
     """Raise ModelRefused unless the forest can serve this service's features."""
-    expected = list(features.FEATURE_NAMES)
+    expected = list(history_features.MODEL_FEATURE_NAMES)
     if forest.feature_names != expected:
         missing = [n for n in expected if n not in forest.feature_names]
         extra = [n for n in forest.feature_names if n not in expected]
         raise ModelRefused(
             f"model has {len(forest.feature_names)} features, the service computes {len(expected)} "
-            f"(patternalarm.features.FEATURE_NAMES); missing: {missing or 'none'}, unknown: "
+            f"(patternalarm.history_features.MODEL_FEATURE_NAMES); missing: {missing or 'none'}, unknown: "
             f"{extra or 'none'}{', order differs' if not (missing or extra) else ''}: retrain on the "
-            "current feature module")
+            "current feature modules (`make train`, or `make retrain`)")
     if forest.num_classes != 2:
         raise ModelRefused(f"model has {forest.num_classes} classes; the service scores binary fraud models")
     X = canary_matrix()

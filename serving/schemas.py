@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from patternalarm.events import DOMAINS
 from patternalarm.features import FEATURE_NAMES
+from patternalarm.history_features import HISTORY_FEATURE_NAMES
 
 Domain = Literal[DOMAINS]  # type: ignore[valid-type]
 Severity = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]
@@ -60,7 +61,12 @@ class PredictIn(BaseModel):
     domain: Domain
     transactions: Annotated[list[TransactionIn] | None, Field(default=None, min_length=1)] = None
     features: dict[str, FeatureValue] | None = Field(
-        default=None, description=f"exactly these keys: {', '.join(FEATURE_NAMES)}")
+        default=None, description=f"the window aggregates: exactly these keys: {', '.join(FEATURE_NAMES)}; "
+                                  "optionally also every history feature (then leave out 'history')")
+    history: dict[str, FeatureValue] | None = Field(
+        default=None, description="the actor's history features (what streaming/history_lookup.py computes), "
+                                  f"exactly these keys: {', '.join(HISTORY_FEATURE_NAMES)}. Absent: the actor "
+                                  "is scored as seen for the first time (counts 0, means and rates -1)")
     request_id: OptionalText = None
 
     @model_validator(mode="after")
@@ -69,11 +75,22 @@ class PredictIn(BaseModel):
             raise ValueError("send either 'transactions' (a non-empty list) or 'features' (the window "
                              "aggregates), not both and not neither")
         if self.features is not None:
+            window = set(FEATURE_NAMES)
+            given_history = set(self.features) & set(HISTORY_FEATURE_NAMES)
+            allowed = window | (set(HISTORY_FEATURE_NAMES) if given_history else set())
             missing = [n for n in FEATURE_NAMES if n not in self.features]
-            unknown = sorted(set(self.features) - set(FEATURE_NAMES))
+            missing += [n for n in HISTORY_FEATURE_NAMES if given_history and n not in self.features]
+            unknown = sorted(set(self.features) - allowed)
             if missing or unknown:
-                raise ValueError(f"'features' must have exactly the model's feature names; missing: "
-                                 f"{missing or 'none'}; unknown: {unknown or 'none'}")
+                raise ValueError(f"'features' must have exactly the window feature names, plus all history "
+                                 f"feature names or none; missing: {missing or 'none'}; unknown: {unknown or 'none'}")
+            if given_history and self.history is not None:
+                raise ValueError("history features came both in 'features' and in 'history': send them once")
+        if self.history is not None and set(self.history) != set(HISTORY_FEATURE_NAMES):
+            missing = [n for n in HISTORY_FEATURE_NAMES if n not in self.history]
+            unknown = sorted(set(self.history) - set(HISTORY_FEATURE_NAMES))
+            raise ValueError(f"'history' must have exactly the history feature names; missing: {missing or 'none'}; "
+                             f"unknown: {unknown or 'none'}")
         return self
 
 

@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from patternalarm import features
+from patternalarm import features, history_features
 from patternalarm.features import FEATURE_NAMES, Txn
+from patternalarm.history_features import MODEL_FEATURE_NAMES
 from serving.model_store import LoadedModel
 from serving.schemas import BatchOut, PredictIn, PredictOut, TransactionIn
 
-_IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+_IDX = {name: i for i, name in enumerate(MODEL_FEATURE_NAMES)}
 _COUNT, _SUM, _SPAN = _IDX["txn_count"], _IDX["amount_sum"], _IDX["window_span_sec"]
 
 
@@ -49,11 +50,16 @@ def to_txn(t: TransactionIn) -> Txn:
 
 
 def feature_row(item: PredictIn) -> list[float]:
-    """FEATURE_NAMES-ordered vector: computed from transactions, or the aggregates as sent."""
+    """MODEL_FEATURE_NAMES-ordered vector: window features computed from transactions or as sent,
+    then the history features as sent (in ``history`` or in ``features``), else the empty history
+    (history_features.EMPTY: an actor seen for the first time, as training saw first windows)."""
     if item.transactions is not None:
-        return features.compute([to_txn(t) for t in item.transactions])
+        return history_features.model_row(features.compute([to_txn(t) for t in item.transactions]), item.history)
     assert item.features is not None  # PredictIn guarantees exactly one source
-    return [float(item.features[name]) for name in FEATURE_NAMES]
+    window = [item.features[name] for name in FEATURE_NAMES]
+    if MODEL_FEATURE_NAMES[-1] in item.features:  # PredictIn: all history names or none
+        return history_features.model_row(window, item.features)
+    return history_features.model_row(window, item.history)
 
 
 def fraud_type(row: Sequence[float], domain: str) -> str:

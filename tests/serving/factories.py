@@ -13,7 +13,7 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from patternalarm import features
+from patternalarm import features, history_features
 from patternalarm.config import REPO_ROOT, load
 from serving.registry import Registry
 
@@ -32,7 +32,8 @@ def _envs(*args: str) -> str:
 def forest_files() -> dict[str, Path]:
     """Real exported forests (Spark-trained, exported by spark_jobs.forest_export), built once and
     cached outside the repo under a key of the code that produces them."""
-    sources = [BUILDER, REPO_ROOT / "spark_jobs" / "forest_export.py", REPO_ROOT / "patternalarm" / "features.py"]
+    sources = [BUILDER, REPO_ROOT / "spark_jobs" / "forest_export.py", REPO_ROOT / "patternalarm" / "features.py",
+               REPO_ROOT / "patternalarm" / "history_features.py"]
     key = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     out_dir = load().resolved_cache_dir() / "test-forests" / key
     if not (out_dir / "done.json").exists():
@@ -125,11 +126,12 @@ def alert_row(alert_id: str, *, pattern: str = "card_testing", domain: str = "ec
 
 
 def expected_features(body: dict[str, Any]) -> list[float]:
-    """Independent path for assertions: contract field names -> Txn -> patternalarm.features.compute."""
+    """Independent path for assertions: contract field names -> Txn -> patternalarm.features.compute,
+    then the request's history (or the empty one)."""
     txns = [features.Txn(amount=t["amount"], event_time=datetime.fromisoformat(t["timestamp"].replace("Z", "+00:00")),
                          domain=t["domain"], payment_method=t.get("payment_method"),
                          session_sec=t.get("session_length_sec"), country_from=t.get("country_from"),
                          country_to=t.get("country_to"), counterparty=t.get("counterparty_id"),
                          device=t.get("device_id"))
             for t in body["transactions"]]
-    return features.compute(txns)
+    return history_features.model_row(features.compute(txns), body.get("history"))

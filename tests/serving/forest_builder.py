@@ -6,8 +6,8 @@ Runs under the ``airflow`` venv (pyspark) as a script, called by tests/serving/f
 
 Writes ``<name>.npz`` for every entry of SPECS plus ``done.json``. Training rows are synthetic actors
 (legitimate shoppers and transferors, card testers, structurers) turned into features by
-``patternalarm.features.compute``, so the models score requests the way a trained champion would:
-card-testing bursts high, ordinary baskets low.
+``patternalarm.features.compute`` plus synthetic history features, so the models score requests the
+way a trained champion would: card-testing bursts high, ordinary baskets low.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-# name -> (numTrees, maxDepth, seed, number of leading FEATURE_NAMES used)
+# name -> (numTrees, maxDepth, seed, number of leading MODEL_FEATURE_NAMES used)
 SPECS: dict[str, tuple[int, int, int, int | None]] = {
     "v_a": (12, 5, 1, None),
     "v_b": (20, 6, 2, None),
@@ -51,14 +51,26 @@ def _actor(rng: random.Random, fraud: bool) -> list:
                 device=f"fp-{rng.randrange(100_000)}") for i in range(rng.randint(1, 4))]
 
 
+def _history(rng: random.Random, fraud: bool) -> dict[str, float] | None:
+    """Half the actors are new (empty history); the others' fraud rates follow their label."""
+    from patternalarm.history_features import HISTORY_FEATURE_NAMES
+
+    if rng.random() < 0.5:
+        return None
+    return {n: (float(rng.randint(0, 50)) if "_count_" in n else
+                (rng.uniform(0.2, 1.0) if fraud else rng.uniform(0.0, 0.05)) if "_rate_" in n else
+                rng.uniform(1.0, 500.0)) for n in HISTORY_FEATURE_NAMES}
+
+
 def training_rows(n: int = 1500, seed: int = 7) -> list[tuple[list[float], float]]:
     from patternalarm.features import compute
+    from patternalarm.history_features import model_row
 
     rng = random.Random(seed)
     rows = []
     for i in range(n):
         fraud = i % 4 == 0
-        rows.append((compute(_actor(rng, fraud)), 1.0 if fraud else 0.0))
+        rows.append((model_row(compute(_actor(rng, fraud)), _history(rng, fraud)), 1.0 if fraud else 0.0))
     return rows
 
 
@@ -67,7 +79,7 @@ def build(out_dir: Path) -> None:
     from pyspark.ml.feature import VectorAssembler
     from pyspark.sql import SparkSession
 
-    from patternalarm.features import FEATURE_NAMES
+    from patternalarm.history_features import MODEL_FEATURE_NAMES as FEATURE_NAMES
     from spark_jobs.forest_export import export_and_save
 
     spark = (SparkSession.builder.master("local[1]").appName("serving-test-forests")

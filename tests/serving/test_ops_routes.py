@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from patternalarm.config import REPO_ROOT
-from patternalarm.features import FEATURE_NAMES
+from patternalarm.history_features import MODEL_FEATURE_NAMES as FEATURE_NAMES
 from tests.serving import factories
 
 pytestmark = pytest.mark.integration  # real PostgreSQL and MLflow

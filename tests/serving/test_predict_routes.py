@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from patternalarm.features import FEATURE_NAMES
+from patternalarm.history_features import EMPTY, HISTORY_FEATURE_NAMES, MODEL_FEATURE_NAMES
 from serving.forest_model import ForestModel
 from tests.serving import factories
 from tests.serving.factories import expected_features
@@ -33,12 +34,12 @@ def test_predict_matches_forest_model(client: TestClient, forests: dict[str, Pat
         assert out["model_version"] == champion and out["actor_id"] == body["actor_id"]
         assert out["transactions_analyzed"] == len(body["transactions"])
         assert out["total_amount"] == pytest.approx(sum(t["amount"] for t in body["transactions"]))
-        assert out["time_window_sec"] == row[FEATURE_NAMES.index("window_span_sec")]
+        assert out["time_window_sec"] == row[MODEL_FEATURE_NAMES.index("window_span_sec")]
         assert len(out["top_features"]) == 5
         importances = [f["importance"] for f in out["top_features"]]
         assert importances == sorted(importances, reverse=True)
         for reason in out["top_features"]:
-            i = FEATURE_NAMES.index(reason["feature"])
+            i = MODEL_FEATURE_NAMES.index(reason["feature"])
             assert reason["value"] == row[i] and reason["importance"] == float(forest.feature_importances[i])
         assert out["inference_time_ms"] > 0
 
@@ -63,10 +64,33 @@ def test_precomputed_features_score_like_transactions(client: TestClient) -> Non
     row = expected_features(body)
     by_txns = client.post("/predict", json=body).json()
     by_features = client.post("/predict", json={"actor_id": body["actor_id"], "domain": "ecommerce",
-                                                "features": dict(zip(FEATURE_NAMES, row, strict=True))}).json()
+                                                "features": dict(zip(MODEL_FEATURE_NAMES, row, strict=True))}).json()
+    window_only = client.post("/predict", json={"actor_id": body["actor_id"], "domain": "ecommerce",
+                                                "features": dict(zip(FEATURE_NAMES, row))}).json()
     for key in ("fraud_probability", "is_fraud", "fraud_type", "transactions_analyzed", "total_amount",
                 "time_window_sec", "top_features"):
-        assert by_features[key] == by_txns[key], key
+        assert by_features[key] == by_txns[key] == window_only[key], key
+
+
+def test_history_features_reach_the_model_however_they_are_sent(client: TestClient, forests: dict[str, Path]) -> None:
+    """`history` with transactions, `history` with window features, or all in `features`: one row,
+    the model's own; without history the actor is scored with the empty history."""
+    body = factories.fintech_actor()
+    history = {n: (40.0 if "_count_" in n else 0.9 if "_rate_" in n else 250.0) for n in HISTORY_FEATURE_NAMES}
+    row = expected_features({**body, "history": history})
+    assert row[len(FEATURE_NAMES):] == [history[n] for n in HISTORY_FEATURE_NAMES]
+    expected = float(ForestModel.load(forests["v_a"]).predict_proba(np.asarray([row]))[0])
+    window = dict(zip(FEATURE_NAMES, row))
+    outs = [client.post("/predict", json={**body, "history": history}).json(),
+            client.post("/predict", json={"actor_id": "x", "domain": "fintech", "features": window,
+                                          "history": history}).json(),
+            client.post("/predict", json={"actor_id": "x", "domain": "fintech",
+                                          "features": {**window, **history}}).json()]
+    assert [o["fraud_probability"] for o in outs] == [expected] * 3
+    without = client.post("/predict", json=body).json()
+    assert expected_features(body)[len(FEATURE_NAMES):] == [EMPTY[n] for n in HISTORY_FEATURE_NAMES]
+    assert without["fraud_probability"] == float(ForestModel.load(forests["v_a"]).predict_proba(
+        np.asarray([expected_features(body)]))[0])
 
 
 def test_optional_fields_may_be_null(client: TestClient) -> None:
@@ -128,6 +152,11 @@ def _bad_bodies() -> list[tuple[str, Any]]:
 
     both = {**good, "features": {n: 0.0 for n in FEATURE_NAMES}}
     short = {"actor_id": "a", "domain": "gaming", "features": {n: 0.0 for n in FEATURE_NAMES[:-1]}}
+    partial_history = {"actor_id": "a", "domain": "gaming",
+                       "features": {n: 0.0 for n in MODEL_FEATURE_NAMES[:-1]}}
+    short_history = {**good, "history": {n: 0.0 for n in HISTORY_FEATURE_NAMES[1:]}}
+    twice = {"actor_id": "a", "domain": "gaming", "features": {n: 0.0 for n in MODEL_FEATURE_NAMES},
+             "history": dict(EMPTY)}
     return [
         ("missing actor", {k: v for k, v in good.items() if k != "actor_id"}),
         ("unknown domain", {**good, "domain": "crypto"}),
@@ -135,6 +164,9 @@ def _bad_bodies() -> list[tuple[str, Any]]:
         ("neither source", {"actor_id": "a", "domain": "gaming"}),
         ("both sources", both),
         ("features missing one", short),
+        ("features with part of the history", partial_history),
+        ("history missing one", short_history),
+        ("history sent twice", twice),
         ("amount string", with_txn(amount="ten")),
         ("amount missing", with_txn(amount=None)),
         ("bad timestamp", with_txn(timestamp="yesterday")),

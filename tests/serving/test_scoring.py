@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from patternalarm.features import FEATURE_NAMES
+from patternalarm.history_features import MODEL_FEATURE_NAMES as FEATURE_NAMES
 from serving.forest_model import ForestModel
 from serving.model_store import LoadedModel, ModelRefused, canary_matrix, validate
 from serving.schemas import PredictIn
