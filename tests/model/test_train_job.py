@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from patternalarm import config, features, model_registry
+from patternalarm import config, model_registry
+from patternalarm.history_features import MODEL_FEATURE_NAMES
 
 pytest.importorskip("pyspark", reason="Spark tests run in the airflow venv")
 pytest.importorskip("mlflow", reason="the registry client runs in the airflow venv")
@@ -73,7 +74,7 @@ def test_the_run_records_params_metrics_and_lineage(trained: train.TrainResult, 
     assert lineage["source"]["seed"] == 11 and lineage["source"]["kind"] == "generated"
     assert lineage["events_total"] == lineage["source"]["events_generated"] and lineage["events_rejected"] == 0
     assert lineage["train_positive_windows"] > 0 and lineage["holdout_positive_windows"] > 0
-    assert lineage["feature_names"] == list(features.FEATURE_NAMES)
+    assert lineage["feature_names"] == list(MODEL_FEATURE_NAMES)
     assert lineage["event_time_first"] < lineage["holdout_first_window"] < lineage["event_time_last"]
     artifacts = {a.path for a in client.list_artifacts(trained.run_id)}
     assert {train.SPARK_ARTIFACT, train.SERVING_DIR, "lineage.json"} <= artifacts
@@ -96,11 +97,11 @@ def test_the_served_file_gives_sparks_probabilities(spark_local: Any, trained: t
     path = registry.download(champion, tmp_path)
     assert path.name == Path(SERVING_ARTIFACT).name
     forest = ForestModel.load(path)
-    assert forest.feature_names == list(features.FEATURE_NAMES)
+    assert forest.feature_names == list(MODEL_FEATURE_NAMES)
     assert forest.num_trees == 12
     scored = (trained.model.transform(trained.split.holdout)
-              .select(*features.FEATURE_NAMES, vector_to_array("probability")[1].alias("p")).collect())
-    X = np.asarray([[row[n] for n in features.FEATURE_NAMES] for row in scored], dtype=np.float64)
+              .select(*MODEL_FEATURE_NAMES, vector_to_array("probability")[1].alias("p")).collect())
+    X = np.asarray([[row[n] for n in MODEL_FEATURE_NAMES] for row in scored], dtype=np.float64)
     spark_p = np.asarray([row["p"] for row in scored])
     assert X.shape[0] == trained.lineage["holdout_windows"] > 100
     np.testing.assert_allclose(forest.predict_proba(X), spark_p, rtol=0, atol=TOLERANCE)
