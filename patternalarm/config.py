@@ -101,6 +101,9 @@ class Settings:
     rescore_interval_s: float = _setting("PA_RESCORE_INTERVAL_S", 30.0,
                                          "How often the window scorer retries windows stored unscored "
                                          "(scoring service was down); 0: never")
+    scorer_nice: int = _setting("PA_SCORER_NICE", 10,
+                                "The window scorer lowers its CPU priority by this much (0-19): where the job "
+                                "and the scorer share cores, alerts go first and scores follow")
     rescore_max_age_h: float = _setting("PA_RESCORE_MAX_AGE_H", 24.0,
                                         "Windows stored unscored longer ago than this are not retried: their "
                                         "alerts have long been triaged")

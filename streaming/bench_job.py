@@ -179,8 +179,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with bench_environment("pa-bench-") as (settings, var_dir):
         report["publish_s"] = round(publish(settings, records), 1)
         report["machine"]["loadavg_1m_before_job"] = os.getloadavg()[0]
-        job = DetectionJob(settings, var_dir / "job.log")
+        job = DetectionJob(settings, var_dir / "job.log", with_scorer=not args.without_scorer)
         job.start(resume=False)
+        report["window_scorer"] = not args.without_scorer
         try:
             report.update(measure(settings, job, len(records), args.timeout_s))
         finally:
@@ -252,6 +253,8 @@ def main() -> None:
     parser.add_argument("--rate-per-min", type=float, default=100_000.0,
                         help="simulated traffic rate that spaces the event timestamps")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--without-scorer", action="store_true",
+                        help="the job alone: its windows wait on the topic instead of being scored meanwhile")
     parser.add_argument("--timeout-s", type=float, default=1800.0, help="stop measuring after this long")
     print(json.dumps(run(parser.parse_args()), indent=2))
 

@@ -34,6 +34,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -394,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = config.load()
+    if settings.scorer_nice > 0:
+        os.nice(min(19, settings.scorer_nice))  # the job's alerts first (PA_SCORER_NICE)
     scorer = WindowScorer(settings)
     print(f"window scorer running: {settings.topic_windows} -> {settings.resolved_serving_url()} -> actor_windows",
           flush=True)
