@@ -101,6 +101,10 @@ class Settings:
     rescore_interval_s: float = _setting("PA_RESCORE_INTERVAL_S", 30.0,
                                          "How often the window scorer retries windows stored unscored "
                                          "(scoring service was down); 0: never")
+    history_lookup: bool = _setting("PA_HISTORY_LOOKUP", True,
+                                    "The window scorer adds each window's history features (one PostgreSQL "
+                                    "query per micro-batch, streaming/history_lookup.py) and stores them "
+                                    "with the window; off: windows are scored as first seen (empty history)")
     scorer_nice: int = _setting("PA_SCORER_NICE", 10,
                                 "The window scorer lowers its CPU priority by this much (0-19): where the job "
                                 "and the scorer share cores, alerts go first and scores follow")

@@ -46,6 +46,8 @@ from typing import Any, Callable, Sequence
 from patternalarm import config
 from patternalarm.config import Settings
 from patternalarm.features import FEATURE_NAMES
+from patternalarm.history_features import HISTORY_FEATURE_NAMES
+from streaming.history_lookup import HistoryKey, history_features
 from streaming.scoring_client import BatchResult, RetryPolicy, ScoringClient, WindowFeatures
 
 log = logging.getLogger("patternalarm.window_scorer")
@@ -70,6 +72,7 @@ class Window:
     event_count: int
     features: dict[str, float | None]  # FEATURE_NAMES; None where the job wrote null
     counterparties: tuple[str, ...]
+    history: dict[str, float] | None = None  # HISTORY_FEATURE_NAMES as logged when first scored
 
     @property
     def key(self) -> tuple[str, datetime]:
@@ -131,12 +134,17 @@ def parse_window(value: bytes | None) -> Window:
                   tuple(sorted({str(p) for p in parties if p is not None})))
 
 
-def model_features(cursor: Any, windows: Sequence[Window]) -> list[dict[str, float | None]]:
-    """The feature dict the model gets for each window, in order: the window's own aggregates.
-    (The one place that assembles model inputs from a window: features that need the database,
-    such as an actor's history, are looked up here, one query per batch, with ``cursor``.)"""
-    del cursor  # no database-backed feature yet
-    return [dict(w.features) for w in windows]
+def model_features(cursor: Any, windows: Sequence[Window], with_history: bool) -> list[dict[str, float | None]]:
+    """The feature dict the model gets for each window, in order: the window's own aggregates and,
+    ``with_history``, the actor's and counterparties' history (patternalarm/history_features.py),
+    one query per batch. A window scored before keeps the history it was first scored with, so a
+    rescore sees what the first score saw (and training what serving saw: the dict is stored)."""
+    if not with_history:
+        return [dict(w.features) for w in windows]
+    missing = [w for w in windows if w.history is None]
+    looked_up = iter(history_features(cursor, [HistoryKey(w.actor_id, w.window_start, list(w.counterparties))
+                                               for w in missing]) if missing else [])
+    return [{**w.features, **(w.history if w.history is not None else next(looked_up))} for w in windows]
 
 
 def _finite(values: Sequence[float | None]) -> bool:
@@ -177,9 +185,9 @@ SELECT actor_id, domain, window_start, window_end, event_count, features, counte
  ORDER BY stored_at DESC LIMIT %s"""
 
 
-def _row(window: Window, score: Score, scored_at: datetime) -> tuple[Any, ...]:
+def _row(window: Window, features: dict[str, float | None], score: Score, scored_at: datetime) -> tuple[Any, ...]:
     return (window.actor_id, window.domain, window.window_start, window.window_end, window.event_count,
-            window.features.get("amount_sum"), json.dumps(window.features), list(window.counterparties),
+            window.features.get("amount_sum"), json.dumps(features), list(window.counterparties),
             score.score, score.status, score.model_version, score.suspicious, scored_at)
 
 
@@ -230,11 +238,17 @@ class WindowStore:
             self.conn.close()
 
 
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _window_from_row(row: tuple[Any, ...]) -> Window:
+    """A stored window; its history only if it was stored with all of it."""
     actor_id, domain, start, end, count, features, parties = row
+    history = ({n: float(features[n]) for n in HISTORY_FEATURE_NAMES}
+               if all(features.get(n) is not None for n in HISTORY_FEATURE_NAMES) else None)
     return Window(actor_id, domain, start, end, int(count),
-                  {name: (None if features.get(name) is None else float(features[name])) for name in FEATURE_NAMES},
-                  tuple(parties or ()))
+                  {name: _number(features.get(name)) for name in FEATURE_NAMES}, tuple(parties or ()), history)
 
 
 class WindowScorer:
@@ -286,10 +300,10 @@ class WindowScorer:
         def work(cur: Any) -> None:
             from psycopg2.extras import execute_values
 
-            scores = score_windows(self.client, windows, model_features(cur, windows),
-                                   self.settings.suspicious_threshold)
+            features = model_features(cur, windows, self.settings.history_lookup)
+            scores = score_windows(self.client, windows, features, self.settings.suspicious_threshold)
             now = datetime.now(timezone.utc)
-            execute_values(cur, UPSERT, [_row(w, s, now) for w, s in zip(windows, scores)],
+            execute_values(cur, UPSERT, [_row(w, f, s, now) for w, f, s in zip(windows, features, scores)],
                            page_size=len(windows))
             for s in scores:
                 self.counts[s.status] += 1
@@ -337,12 +351,12 @@ class WindowScorer:
         windows = [_window_from_row(r) for r in cur.fetchall()]
         if not windows:
             return 0
-        scores = score_windows(self.client, windows, model_features(cur, windows),
-                               self.settings.suspicious_threshold)
-        scored = [(w, s) for w, s in zip(windows, scores) if s.status == SCORED]
+        features = model_features(cur, windows, self.settings.history_lookup)
+        scores = score_windows(self.client, windows, features, self.settings.suspicious_threshold)
+        scored = [(w, f, s) for w, f, s in zip(windows, features, scores) if s.status == SCORED]
         if scored:
             now = datetime.now(timezone.utc)
-            execute_values(cur, UPSERT, [_row(w, s, now) for w, s in scored], page_size=len(scored))
+            execute_values(cur, UPSERT, [_row(w, f, s, now) for w, f, s in scored], page_size=len(scored))
         return len(scored)
 
     # --- lifecycle --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 
 from patternalarm import config
 from patternalarm.config import Settings
+from patternalarm import history_features
 from patternalarm.features import FEATURE_NAMES
 from streaming import window_scorer
 from streaming.scoring_client import RetryPolicy, ScoringClient
@@ -107,7 +108,8 @@ def test_windows_are_stored_with_score_model_version_and_counterparties(topic: S
     stored, version = rows(topic, [shopper, gamer, sensor]), service[2]
     score, status, model_version, parties, count, amount_sum, features = stored[(shopper, 0)]
     assert (status, model_version, parties, count, amount_sum) == ("scored", version, ["m-1", "m-2"], 2, 30.0)
-    assert 0.0 <= score <= 1.0 and features["amount_mean"] == 15.0 and set(features) == set(FEATURE_NAMES)
+    assert 0.0 <= score <= 1.0 and features["amount_mean"] == 15.0
+    assert set(features) == set(history_features.MODEL_FEATURE_NAMES)
     assert stored[(gamer, 0)][1:3] == ("scored", version)
     assert stored[(sensor, 0)][:4] == (None, "not_applicable", None, [])
 
@@ -219,3 +221,37 @@ def test_parse_window_reads_what_the_job_writes() -> None:
         "a-1", START, timedelta(minutes=1))
     assert window.counterparties == ("a", "b") and window.features["amount_mean"] == 15.0
 
+
+
+def test_history_features_are_looked_up_sent_and_stored_with_the_window(topic: Settings) -> None:
+    """A second window of the actor sees the first in its history (and a window of another actor
+    sharing its counterparty); the stored features hold what was sent, and a window stored before
+    keeps the history it was first scored with when rescored."""
+    actor, other = new_actors(2)
+    produce(topic, [record(actor, minute=0, parties=["m-9"]), record(other, minute=1, parties=["m-9"])])
+    scorer = window_scorer.WindowScorer(topic)
+    try:
+        assert drain(scorer, 2) == 2
+        produce(topic, [record(actor, minute=5, parties=["m-9"])])
+        assert drain(scorer, 1) == 1
+    finally:
+        scorer.close()
+    stored = rows(topic, [actor, other])
+    first, later = stored[(actor, 0)][6], stored[(actor, 5)][6]
+    assert set(later) == set(FEATURE_NAMES) | set(history_features.HISTORY_FEATURE_NAMES)
+    assert (first["actor_txn_count_1h"], later["actor_txn_count_1h"]) == (0.0, 2.0)
+    assert later["actor_amount_mean_1h"] == 15.0
+    assert later["cp_window_count_1h"] == 1.0  # the other actor's window at m-9; its own are not counted
+    assert stored[(actor, 5)][1] == "scored"
+
+
+def test_windows_without_history_lookup_are_scored_as_first_seen(topic: Settings) -> None:
+    [actor] = new_actors(1)
+    produce(topic, [record(actor, minute=0), record(actor, minute=2)])
+    scorer = window_scorer.WindowScorer(dataclasses.replace(topic, history_lookup=False))
+    try:
+        assert drain(scorer, 2) == 2
+    finally:
+        scorer.close()
+    stored = rows(topic, [actor])
+    assert set(stored[(actor, 2)][6]) == set(FEATURE_NAMES) and stored[(actor, 2)][1] == "scored"
