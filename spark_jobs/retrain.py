@@ -25,7 +25,8 @@ Gate (:func:`gate`): the new version and the current champion score the most rec
 (the last ``holdout_fraction`` of the set's minutes, the same cut the training job holds out, so the
 new model has not seen it) with their serving files (serving/forest_model.py, numpy, no Spark); the
 new version is promoted (alias champion) only when its ``metric`` beats the champion's by ``margin``,
-otherwise it gets alias challenger. No champion yet: promoted. A period with one class only cannot
+otherwise it gets alias challenger. No champion yet, or a champion on another feature list (the
+service refuses to serve it): promoted. A period with one class only cannot
 rank anything: refused (no alias moves).
 """
 
@@ -273,6 +274,17 @@ def score_period(forest_path: Path, rows: list[dict[str, str]]) -> dict[str, flo
     return {"roc_auc": float(roc_auc_score(y, p)), "average_precision": float(average_precision_score(y, p))}
 
 
+def servable(forest_path: Path) -> bool:
+    """Whether the scoring service would load this serving file: the same feature list as the code."""
+    from serving.forest_model import ForestModel
+
+    model = ForestModel.load(forest_path)
+    try:
+        return list(model.feature_names) == list(history_features.MODEL_FEATURE_NAMES)
+    finally:
+        model.close()
+
+
 def _serving_file(client: Any, tracking_uri: str, name: str, version: str, dest: Path) -> Path:
     import mlflow
 
@@ -325,9 +337,14 @@ def gate(settings: Settings, training_file: Path, version: str, tracking_uri: st
         return decision
     if champion_version is not None:
         decision.champion_version = champion_version
-        decision.champion = score_period(
-            _serving_file(client, tracking_uri, name, champion_version, work / "champion"), period)
+        champion_file = _serving_file(client, tracking_uri, name, champion_version, work / "champion")
+        decision.champion = score_period(champion_file, period)
     decision.decided, decision.reason = decide(decision.new, decision.champion or None, metric, margin)
+    if champion_version is not None and decision.decided != "promoted" and not servable(champion_file):
+        # the service refuses a model on another feature list: keeping it would leave it without one
+        decision.decided = "promoted"
+        decision.reason = (f"champion v{champion_version} is on another feature list than the service's "
+                           f"(history_features.MODEL_FEATURE_NAMES), so it cannot be served; {decision.reason}")
     decision.alias = champion_alias if decision.decided == "promoted" else CHALLENGER
     client.set_registered_model_alias(name, decision.alias, version)
     return decision

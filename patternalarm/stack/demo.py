@@ -80,19 +80,33 @@ def _line(elapsed: float, gen: dict[str, object], snap: dict[str, object]) -> st
             f" | latency p50 {snap['p50_ms']} ms p99 {snap['p99_ms']} ms")
 
 
+def _refusal(settings: Settings) -> str | None:
+    """Why the scoring service refused the champion (e.g. trained on an older feature list), if it did."""
+    try:
+        with urllib.request.urlopen(f"{settings.resolved_serving_url()}/predict/health", timeout=10) as resp:
+            body = json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+    refusal = body.get("last_refusal") or {}
+    return None if body.get("loaded") else refusal.get("reason")
+
+
 def ensure_model(settings: Settings) -> None:
-    """A fresh registry has no champion, so alerts would go unscored: train `make train`'s quickstart
-    model first (1-2 minutes; it registers, promotes and tells the scoring service to reload)."""
+    """A fresh registry has no champion, and a champion the service refuses (trained on another
+    feature list) serves nothing: either way alerts would go unscored, so train `make train`'s
+    quickstart model first (1-2 minutes; it registers, promotes and tells the service to reload)."""
     try:
         version = model_registry.champion_version(settings)
     except model_registry.RegistryUnavailable as exc:
         print(f"demo: cannot check the model registry ({exc}); alerts may stay unscored", file=sys.stderr)
         return
-    if version is not None:
+    refused = _refusal(settings) if version is not None else None
+    if version is not None and refused is None:
         print(f"== model: {settings.model_name} v{version} is {settings.model_alias}")
         return
-    print(f"== model: no {settings.model_name}@{settings.model_alias} yet: training the quickstart model (make train)",
-          flush=True)
+    why = (f"the service refuses {settings.model_name} v{version} ({refused[:160]})" if refused
+           else f"no {settings.model_name}@{settings.model_alias} yet")
+    print(f"== model: {why}: training the quickstart model (make train)", flush=True)
     cmd = [services.venv_python("airflow"), "-m", "spark_jobs.train", "--quickstart"]
     done = subprocess.run(cmd, env={**os.environ, **services.component_env(settings)}, cwd=REPO_ROOT)
     if done.returncode != 0:

@@ -68,6 +68,22 @@ def test_gate_rule() -> None:
         retrain.decide(new, champion, "accuracy", 0.0)
 
 
+def test_a_champion_on_another_feature_list_is_not_servable(tmp_path: Path) -> None:
+    """The gate promotes over such a champion (the service would refuse it and serve nothing)."""
+    import numpy as np
+
+    from patternalarm.history_features import MODEL_FEATURE_NAMES
+    from spark_jobs.forest_export import save_forest
+    from tests.model.test_forest_file import _tiny
+
+    old = _tiny()
+    current = _tiny()
+    current["metadata"].update(feature_names=list(MODEL_FEATURE_NAMES), num_features=len(MODEL_FEATURE_NAMES))
+    current["feature_importances"] = np.full(len(MODEL_FEATURE_NAMES), 1.0 / len(MODEL_FEATURE_NAMES))
+    assert not retrain.servable(save_forest(old, tmp_path / "old.npz"))
+    assert retrain.servable(save_forest(current, tmp_path / "current.npz"))
+
+
 def test_deployment_record_is_one_row_per_run_and_version(seeded: object) -> None:
     decision = retrain.GateDecision("challenger", "challenger", "7", "3", "average_precision", 0.01,
                                     new={"average_precision": 0.5}, champion={"average_precision": 0.6})
