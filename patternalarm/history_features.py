@@ -186,12 +186,12 @@ def postgres_sql(keys_sql: str, key_parties_sql: str) -> str:
 
     ``keys_sql`` selects (i bigint, actor_id text, ws timestamptz), one row per key; ``key_parties_sql``
     selects (i, cp text), the key's counterparties. Parameter: ``%(delay)s`` (minutes, int). Output
-    columns: i, then HISTORY_FEATURE_NAMES. Labels: ``pa_fraud_known_at`` (migration 009).
+    columns: i, then HISTORY_FEATURE_NAMES. Labels: the windows' ``fraud_known_at`` (migration 010).
     """
     longest = max(m for _, m in HORIZONS)
     age = "(EXTRACT(EPOCH FROM (k.ws - w.window_start)) / 60)::int"
-    fraud = (f"CASE WHEN {age} > %(delay)s THEN pa_fraud_known_at(w.actor_id, w.window_start) "
-             "<= k.ws - make_interval(mins => %(delay)s) ELSE false END")
+    fraud = (f"COALESCE({age} > %(delay)s AND w.fraud_known_at <= k.ws - make_interval(mins => %(delay)s), "
+             "false)")
     lookback = f"k.ws - make_interval(mins => %(delay)s + {longest})"
     return f"""
 WITH keys AS ({keys_sql}

@@ -6,13 +6,15 @@ Seeds a scratch database (dropped afterwards) with ``rows`` minute windows over 
 2,000 actors per domain (fintech pays other accounts, gaming plays one of 40 games, ecommerce and iot
 have no counterparty), each active in a random ~1/16 of the minutes, 2% of windows with ground
 truth; then times batches of 100 windows of the last minute (the scorer's batch) and prints the
-per-batch time. Prints numbers, asserts nothing.
+per-batch time, then the window scorer's upsert of 100 windows (new, then the same again: what
+the label triggers of migration 010 add to a write). Prints numbers, asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import random
 import statistics
 import sys
@@ -69,6 +71,36 @@ def seed(cur: object, rows: int, rng: random.Random) -> tuple[int, int]:
     return count, per_actor
 
 
+def report(what: str, timings: list[float]) -> None:
+    timings = sorted(timings)
+    print(f"{what}: min {timings[0]:.1f} ms .. p50 {statistics.median(timings):.1f} ms, "
+          f"p90 {timings[int(len(timings) * 0.9) - 1]:.1f} ms, max {timings[-1]:.1f} ms ({len(timings)} batches)")
+
+
+def time_upserts(cur: object, rng: random.Random, batches: int) -> list[float]:
+    """The window scorer's UPSERT (execute_values, one statement per 100 windows) of windows after
+    END: inserts the first time, updates of the same windows (a rescore) when called again."""
+    from psycopg2.extras import execute_values
+
+    from streaming.window_scorer import UPSERT
+
+    domains = ("fintech", "gaming", "ecommerce", "iot")
+    timings = []
+    for b in range(batches):
+        start = END + timedelta(minutes=1 + b)
+        rows = []
+        for i in range(100):
+            d = domains[i % 4]
+            n = 1 + i % 5
+            rows.append((actor(d, i), d, start, start + timedelta(minutes=1), n, n * 10.0, "{}",
+                         [p for p in parties(rng, d).strip("{}").split(",") if p], 0.1, "scored", "bench",
+                         False, datetime.now(timezone.utc)))
+        t0 = time.perf_counter()
+        execute_values(cur, UPSERT, rows, page_size=len(rows))
+        timings.append((time.perf_counter() - t0) * 1000)
+    return timings
+
+
 def main() -> int:
     import psycopg2
 
@@ -99,9 +131,10 @@ def main() -> int:
             t0 = time.perf_counter()
             history_features(cur, keys, label_delay_min=args.delay)
             timings.append((time.perf_counter() - t0) * 1000)
-        timings.sort()
-        print(f"batches of 100 windows: first {timings[0]:.1f} ms .. p50 {statistics.median(timings):.1f} ms, "
-              f"p90 {timings[int(len(timings) * 0.9) - 1]:.1f} ms, max {timings[-1]:.1f} ms ({len(timings)} batches)")
+        report("history lookup, batches of 100 windows", timings)
+        report("scorer upsert of 100 new windows", time_upserts(cur, rng, args.batches))
+        report("scorer upsert of 100 stored windows", time_upserts(cur, rng, args.batches))
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         conn.close()
     return 0
 

@@ -104,3 +104,54 @@ def test_an_unknown_actor_has_the_empty_history_and_order_is_kept(cur: Any) -> N
     assert got[0] == got[2] == EMPTY
     assert_same(got[1], reference(cases.windows(), keys[1], cases.LABEL_DELAY_MIN), keys[1])
     assert history_features(cur, [], label_delay_min=0) == []
+
+
+def stale_labels(cur: Any) -> int:
+    """Windows and counterparty rows whose stored fraud_known_at (migration 010) is not what the
+    labels say now (pa_fraud_known_at)."""
+    cur.execute("SELECT (SELECT count(*) FROM actor_windows "
+                "         WHERE fraud_known_at IS DISTINCT FROM pa_fraud_known_at(actor_id, window_start)) "
+                "     + (SELECT count(*) FROM counterparty_windows c JOIN actor_windows w USING (actor_id, window_start) "
+                "         WHERE c.fraud_known_at IS DISTINCT FROM w.fraud_known_at)")
+    return int(cur.fetchone()[0])
+
+
+def test_labels_stored_before_their_windows_reach_them(cur: Any) -> None:
+    truth_first = [w for w in cases.windows() if w.fraud_known_at is not None]
+    for w in truth_first:  # ground truth first, the windows after (a window closes after its events)
+        cur.execute("INSERT INTO ground_truth (instance_id, run_id, pattern, domain, actor_id, transaction_ids, "
+                    "first_event_time, last_event_time) VALUES (%s, 't', 'p', 'fintech', %s, '[]', %s, %s)",
+                    (f"early-{w.actor_id}-{w.window_start.isoformat()}", w.actor_id,
+                     w.window_start + timedelta(seconds=5), w.window_start + timedelta(seconds=50)))
+    store(cur, [PastWindow(w.actor_id, w.window_start, w.txn_count, w.amount_sum, w.counterparties)
+                for w in cases.windows()])
+    cur.execute("SELECT count(*) FROM actor_windows WHERE fraud_known_at IS NOT NULL")
+    assert cur.fetchone()[0] == len(truth_first)
+    assert stale_labels(cur) == 0
+    keys = cases.keys()
+    for key, row in zip(keys, history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN), strict=True):
+        assert_same(row, reference(cases.windows(), key, cases.LABEL_DELAY_MIN), key)
+
+
+def test_withdrawn_labels_and_moved_verdicts_are_undone(cur: Any) -> None:
+    store(cur, cases.windows())
+    keys = cases.keys()
+    before = history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN)
+    legit = cases.T0 - timedelta(minutes=119)  # a1's legit window, inside the 1 h fraud-rate range
+    cur.execute("INSERT INTO incidents (incident_id, pattern, domain, actor_id, severity, first_event_time, "
+                "last_event_time, verdict, verdict_at) VALUES ('inc', 'p', 'fintech', 'a1', 'HIGH', %s, %s, "
+                "'fraud', %s)", (legit + timedelta(seconds=1), legit + timedelta(seconds=2),
+                                 cases.T0 - timedelta(minutes=90)))
+    assert stale_labels(cur) == 0
+    assert history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN) != before
+    cur.execute("UPDATE incidents SET verdict_at = %s WHERE incident_id = 'inc'", (cases.T0 - timedelta(minutes=10),))
+    assert stale_labels(cur) == 0  # a verdict recorded later than first stored: the label moves later
+    cur.execute("UPDATE incidents SET verdict = 'legit' WHERE incident_id = 'inc'")
+    assert stale_labels(cur) == 0
+    assert history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN) == before
+    cur.execute("DELETE FROM ground_truth WHERE actor_id = 'a2'")
+    assert stale_labels(cur) == 0
+    unlabelled = [w if w.actor_id != "a2" else PastWindow(w.actor_id, w.window_start, w.txn_count, w.amount_sum,
+                                                           w.counterparties) for w in cases.windows()]
+    for key, row in zip(keys, history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN), strict=True):
+        assert_same(row, reference(unlabelled, key, cases.LABEL_DELAY_MIN), key)
