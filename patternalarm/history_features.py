@@ -142,19 +142,71 @@ def model_row(window_values: Sequence[float], history: dict[str, float] | None) 
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------
+# Ranges as timestamps, per key: the count range of horizon H is [n_H, ws) with n_H = ws - H, the
+# fraud-rate range [r_H, cutoff) with r_H = cutoff - H and cutoff = ws - D (windows are
+# minute-aligned, so these are the reference's minute ranges). Counterparties read whole UTC hours
+# from counterparty_hours (migration 011) and the windows of the hours a range only partly covers
+# from counterparty_windows; the actor's own windows are then taken out (other actors only).
 
-def _range_aggregates(prefix: str) -> list[str]:
-    """Per-horizon partial sums over rows with ``age`` (minutes before ws) and ``fraud``."""
-    parts = []
+def _ranges() -> list[tuple[str, str, str]]:
+    """(name, start column, end column) of every range history reads: n_H counts, r_H rates."""
+    out = []
+    for suffix, _ in HORIZONS:
+        out += [(f"n_{suffix}", f"n_{suffix}", "ws"), (f"r_{suffix}", f"r_{suffix}", "cutoff")]
+    return out
+
+
+def _bounds() -> str:
+    """The keys' range starts (n_H, r_H), cutoff, and ``first``: the earliest start of any range."""
+    cols = ["k0.ws - make_interval(mins => %(delay)s) AS cutoff"]
     for suffix, minutes in HORIZONS:
-        in_counts = f"age <= {minutes}"
-        in_rates = f"age > %(delay)s AND age <= %(delay)s + {minutes}"
-        parts += [f"COUNT(*) FILTER (WHERE {in_counts}) AS {prefix}windows_{suffix}",
-                  f"SUM(txn_count) FILTER (WHERE {in_counts}) AS {prefix}txns_{suffix}",
-                  f"SUM(amount_sum) FILTER (WHERE {in_counts}) AS {prefix}amount_{suffix}",
-                  f"COUNT(*) FILTER (WHERE {in_rates}) AS {prefix}labelled_{suffix}",
-                  f"COUNT(*) FILTER (WHERE {in_rates} AND fraud) AS {prefix}fraud_{suffix}"]
+        cols += [f"k0.ws - interval '{minutes} minutes' AS n_{suffix}",
+                 f"k0.ws - make_interval(mins => %(delay)s + {minutes}) AS r_{suffix}"]
+    longest = max(m for _, m in HORIZONS)
+    cols.append(f"LEAST(k0.ws - interval '{longest} minutes', "
+                f"k0.ws - make_interval(mins => %(delay)s + {longest})) AS first")
+    return ", ".join(cols)
+
+
+def _actor_aggregates() -> list[str]:
+    """Per-horizon sums over the actor's windows ``w`` joined to their key ``k``."""
+    parts = []
+    for suffix, _ in HORIZONS:
+        in_counts = f"w.window_start >= k.n_{suffix}"
+        in_rates = f"w.window_start >= k.r_{suffix} AND w.window_start < k.cutoff"
+        parts += [f"SUM(w.event_count::float8) FILTER (WHERE {in_counts}) AS txns_{suffix}",
+                  f"SUM(w.amount_sum) FILTER (WHERE {in_counts}) AS amount_{suffix}",
+                  f"COUNT(*) FILTER (WHERE {in_rates}) AS labelled_{suffix}",
+                  f"COUNT(*) FILTER (WHERE {in_rates} AND w.fraud_known_at <= k.cutoff) AS fraud_{suffix}"]
     return parts
+
+
+def _party_sums(inside: str, windows: str, txns: str, amount: str, amounts: str) -> list[str]:
+    """windows/txns/amount/amounts per range; ``inside`` formats to the filter of rows in {a}..{b}."""
+    parts = []
+    for name, a, b in _ranges():
+        cond = inside.format(a=f"c.{a}", b=f"c.{b}")
+        parts.append(f"COALESCE(SUM({windows}) FILTER (WHERE {cond}), 0) AS windows_{name}")
+        if name.startswith("n_"):
+            parts += [f"COALESCE(SUM({txns}) FILTER (WHERE {cond}), 0) AS txns_{name}",
+                      f"COALESCE(SUM({amount}) FILTER (WHERE {cond}), 0) AS amount_{name}",
+                      f"COALESCE(SUM({amounts}) FILTER (WHERE {cond}), 0) AS amounts_{name}"]
+    return parts
+
+
+def _party_columns() -> list[str]:
+    """Per (key, counterparty): other actors' windows = all windows (hours + edges) - the actor's own."""
+    cols = []
+    for suffix, _ in HORIZONS:
+        n, r = f"n_{suffix}", f"r_{suffix}"
+        parts = {m: f"(COALESCE(f.{m}_{{0}}, 0) + COALESCE(e.{m}_{{0}}, 0) - COALESCE(o.{m}_{{0}}, 0))"
+                 for m in ("windows", "txns", "amount", "amounts")}
+        cols += [parts["windows"].format(n) + f" AS windows_{suffix}",
+                 parts["txns"].format(n) + f" AS txns_{suffix}",
+                 f"CASE WHEN {parts['amounts'].format(n)} > 0 THEN {parts['amount'].format(n)} END AS amount_{suffix}",
+                 parts["windows"].format(r) + f" AS labelled_{suffix}",
+                 f"COALESCE(x.fraud_{suffix}, 0) AS fraud_{suffix}"]
+    return cols
 
 
 def _final_columns() -> list[str]:
@@ -175,10 +227,16 @@ def _final_columns() -> list[str]:
 def _cp_combine() -> list[str]:
     cols = []
     for suffix, _ in HORIZONS:
-        cols += [f"MAX(p_windows_{suffix}) AS windows_{suffix}", f"SUM(p_txns_{suffix}) AS txns_{suffix}",
-                 f"SUM(p_amount_{suffix}) AS amount_{suffix}",
-                 f"MAX(p_fraud_{suffix}::float8 / NULLIF(p_labelled_{suffix}, 0)) AS rate_{suffix}"]
+        cols += [f"MAX(windows_{suffix}) AS windows_{suffix}", f"SUM(txns_{suffix}) AS txns_{suffix}",
+                 f"SUM(amount_{suffix}) AS amount_{suffix}",
+                 f"MAX(fraud_{suffix}::float8 / NULLIF(labelled_{suffix}, 0)) AS rate_{suffix}"]
     return cols
+
+
+def _edge_hours() -> str:
+    """The hours some range only partly covers: those holding a range's start or end."""
+    ends = ["c.ws", "c.cutoff"] + [f"c.{a}" for _, a, _ in _ranges()]
+    return ", ".join(f"date_trunc('hour', {e}, 'UTC')" for e in ends)
 
 
 def postgres_sql(keys_sql: str, key_parties_sql: str) -> str:
@@ -186,29 +244,67 @@ def postgres_sql(keys_sql: str, key_parties_sql: str) -> str:
 
     ``keys_sql`` selects (i bigint, actor_id text, ws timestamptz), one row per key; ``key_parties_sql``
     selects (i, cp text), the key's counterparties. Parameter: ``%(delay)s`` (minutes, int). Output
-    columns: i, then HISTORY_FEATURE_NAMES. Labels: the windows' ``fraud_known_at`` (migration 010).
+    columns: i, then HISTORY_FEATURE_NAMES. Reads actor_windows and counterparty_windows with their
+    ``fraud_known_at`` (migration 010) and counterparty_hours (011); each distinct (counterparty,
+    ws) of the batch is summed once, whatever the number of keys sharing it.
     """
-    longest = max(m for _, m in HORIZONS)
-    age = "(EXTRACT(EPOCH FROM (k.ws - w.window_start)) / 60)::int"
-    fraud = (f"COALESCE({age} > %(delay)s AND w.fraud_known_at <= k.ws - make_interval(mins => %(delay)s), "
-             "false)")
-    lookback = f"k.ws - make_interval(mins => %(delay)s + {longest})"
+    hour = "interval '1 hour'"
+    whole_hour = "h.hour >= {a} AND h.hour <= {b} - " + hour
+    edge_row = ("w.window_start >= {a} AND w.window_start < {b} "
+                "AND NOT (e.hour >= {a} AND e.hour <= {b} - " + hour + ")")
+    own_row = "w.window_start >= {a} AND w.window_start < {b}"
+    fraud_counts = ", ".join(f"COUNT(*) FILTER (WHERE w.window_start >= kp.r_{s}) AS fraud_{s}" for s, _ in HORIZONS)
+    own_sums = _party_sums(own_row, "1", "w.event_count::float8", "COALESCE(w.amount_sum, 0)",
+                           "(w.amount_sum IS NOT NULL)::int")
     return f"""
-WITH keys AS ({keys_sql}
-), key_parties AS (SELECT DISTINCT i, cp FROM ({key_parties_sql}) kp WHERE cp IS NOT NULL
-), actor_rows AS (
-  SELECT k.i, {age} AS age, w.event_count::float8 AS txn_count, w.amount_sum, {fraud} AS fraud
-    FROM keys k JOIN actor_windows w
-      ON w.actor_id = k.actor_id AND w.window_start >= {lookback} AND w.window_start < k.ws
+WITH keys AS MATERIALIZED (
+  SELECT k0.i, k0.actor_id, k0.ws, {_bounds()} FROM ({keys_sql}) k0
+), key_parties AS MATERIALIZED (
+  SELECT DISTINCT kp.i, kp.cp, k.actor_id, k.ws, k.cutoff, {', '.join(f'k.r_{s}' for s, _ in HORIZONS)}, k.first
+    FROM ({key_parties_sql}) kp JOIN keys k USING (i) WHERE kp.cp IS NOT NULL
+), cp_keys AS MATERIALIZED (
+  SELECT DISTINCT k.cp, {', '.join(f'k2.{c}' for c in ('ws', 'cutoff', 'first'))},
+         {', '.join(f'k2.{a}' for _, a, _ in _ranges())}
+    FROM key_parties k JOIN keys k2 USING (i)
 ), actor_hist AS (
-  SELECT i, {', '.join(_range_aggregates(''))} FROM actor_rows GROUP BY i
-), party_rows AS (
-  SELECT kp.i, kp.cp, {age} AS age, w.txn_count, w.amount_sum, {fraud} AS fraud
-    FROM key_parties kp JOIN keys k USING (i) JOIN counterparty_windows w
-      ON w.counterparty = kp.cp AND w.window_start >= {lookback} AND w.window_start < k.ws
-     AND w.actor_id <> k.actor_id
+  SELECT k.i, {', '.join(_actor_aggregates())}
+    FROM keys k JOIN actor_windows w
+      ON w.actor_id = k.actor_id AND w.window_start >= k.first AND w.window_start < k.ws
+   GROUP BY k.i
+), cp_hours AS (
+  SELECT c.cp, c.ws, {', '.join(_party_sums(whole_hour, 'h.windows', 'h.txns', 'h.amount', 'h.amounts'))}
+    FROM cp_keys c JOIN counterparty_hours h
+      ON h.counterparty = c.cp AND h.hour >= c.first AND h.hour < c.ws
+   GROUP BY c.cp, c.ws
+), cp_edges AS (
+  SELECT c.cp, c.ws, {', '.join(_party_sums(edge_row, '1', 'w.txn_count', 'COALESCE(w.amount_sum, 0)',
+                                            '(w.amount_sum IS NOT NULL)::int'))}
+    FROM cp_keys c CROSS JOIN LATERAL (SELECT DISTINCT hour FROM unnest(ARRAY[{_edge_hours()}]) AS t(hour)) e
+    CROSS JOIN LATERAL (  -- OFFSET 0: one index range scan per edge hour, not one of the whole range
+      SELECT w.window_start, w.txn_count, w.amount_sum FROM counterparty_windows w
+       WHERE w.counterparty = c.cp AND w.window_start >= GREATEST(e.hour, c.first)
+         AND w.window_start < LEAST(e.hour + {hour}, c.ws) OFFSET 0) w
+   GROUP BY c.cp, c.ws
+), cp_own AS (
+  SELECT c.i, c.cp, {', '.join(own_sums)}
+    FROM (SELECT kp.cp, k.* FROM key_parties kp JOIN keys k USING (i)) c
+    JOIN actor_windows w
+      ON w.actor_id = c.actor_id AND w.window_start >= c.first AND w.window_start < c.ws
+     AND c.cp = ANY (w.counterparties)
+   GROUP BY c.i, c.cp
+), cp_fraud AS (
+  SELECT kp.i, kp.cp, {fraud_counts}
+    FROM key_parties kp JOIN counterparty_windows w
+      ON w.counterparty = kp.cp AND w.fraud_known_at IS NOT NULL AND w.fraud_known_at <= kp.cutoff
+     AND w.window_start >= kp.first AND w.window_start < kp.cutoff AND w.actor_id <> kp.actor_id
+   GROUP BY kp.i, kp.cp
 ), party_hist AS (
-  SELECT i, cp, {', '.join(_range_aggregates('p_'))} FROM party_rows GROUP BY i, cp
+  SELECT kp.i, {', '.join(_party_columns())}
+    FROM key_parties kp
+    LEFT JOIN cp_hours f ON f.cp = kp.cp AND f.ws = kp.ws
+    LEFT JOIN cp_edges e ON e.cp = kp.cp AND e.ws = kp.ws
+    LEFT JOIN cp_own o ON o.i = kp.i AND o.cp = kp.cp
+    LEFT JOIN cp_fraud x ON x.i = kp.i AND x.cp = kp.cp
 ), cp_hist AS (
   SELECT i, {', '.join(_cp_combine())} FROM party_hist GROUP BY i
 )

@@ -7,6 +7,7 @@ later windows and labels, and labels known less than the delay before it, change
 from __future__ import annotations
 
 import math
+import random
 from datetime import timedelta
 from typing import Any, Iterator, Sequence
 
@@ -155,3 +156,62 @@ def test_withdrawn_labels_and_moved_verdicts_are_undone(cur: Any) -> None:
                                                            w.counterparties) for w in cases.windows()]
     for key, row in zip(keys, history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN), strict=True):
         assert_same(row, reference(unlabelled, key, cases.LABEL_DELAY_MIN), key)
+
+
+def random_windows(rng: random.Random, count: int) -> list[PastWindow]:
+    """Windows at random minutes over 8 days: ranges start and end anywhere inside an hour, so the
+    query's whole hours (counterparty_hours) and partial-hour edges are both exercised."""
+    seen: dict[tuple[str, object], PastWindow] = {}
+    for _ in range(count):
+        actor = f"r{rng.randrange(6)}"
+        start = cases.T0 - timedelta(minutes=rng.randrange(8 * 1440))
+        parties = tuple(sorted({f"c{rng.randrange(4)}" for _ in range(rng.randint(0, 2))}))
+        fraud = start + timedelta(minutes=1) if rng.random() < 0.2 else None
+        seen[(actor, start)] = PastWindow(actor, start, float(rng.randint(1, 5)), round(rng.uniform(-5, 300), 2),
+                                          parties, fraud)
+    return list(seen.values())
+
+
+def test_postgres_equals_the_reference_on_random_windows(cur: Any) -> None:
+    rng = random.Random(5)
+    windows = random_windows(rng, 600)
+    store(cur, windows)
+    keys = [HistoryKey(w.actor_id, w.window_start, w.counterparties) for w in rng.sample(windows, 60)]
+    keys += [HistoryKey(f"r{rng.randrange(7)}", cases.T0 - timedelta(minutes=rng.randrange(8 * 1440)),
+                        (f"c{rng.randrange(4)}", f"c{rng.randrange(5)}")) for _ in range(40)]
+    for delay in (cases.LABEL_DELAY_MIN, 0, 97):
+        for key, row in zip(keys, history_features(cur, keys, label_delay_min=delay), strict=True):
+            assert_same(row, reference(windows, key, delay), key)
+
+
+def test_counterparty_hours_follow_rewritten_and_deleted_windows(cur: Any) -> None:
+    rng = random.Random(9)
+    windows = random_windows(rng, 300)
+    store(cur, windows)
+    rewritten = {(w.actor_id, w.window_start): PastWindow(w.actor_id, w.window_start, w.txn_count + 1, w.amount_sum * 2,
+                                                          tuple(sorted({*w.counterparties[1:], "c9"})), w.fraud_known_at)
+                 for w in rng.sample(windows, 80)}
+    for w in rewritten.values():  # the scorer's upsert path (a replayed window): counterparties change
+        cur.execute("INSERT INTO actor_windows (actor_id, domain, window_start, window_end, event_count, amount_sum, "
+                    "counterparties) VALUES (%s, 'fintech', %s, %s, %s, %s, %s) ON CONFLICT (actor_id, window_start) "
+                    "DO UPDATE SET event_count = EXCLUDED.event_count, amount_sum = EXCLUDED.amount_sum, "
+                    "counterparties = EXCLUDED.counterparties",
+                    (w.actor_id, w.window_start, w.window_start + timedelta(minutes=1), int(w.txn_count),
+                     w.amount_sum, list(w.counterparties)))
+    deleted = rng.sample([w for w in windows if (w.actor_id, w.window_start) not in rewritten], 40)
+    for w in deleted:
+        cur.execute("DELETE FROM actor_windows WHERE actor_id = %s AND window_start = %s", (w.actor_id, w.window_start))
+    gone = {(w.actor_id, w.window_start) for w in deleted}
+    now = [rewritten.get((w.actor_id, w.window_start), w) for w in windows if (w.actor_id, w.window_start) not in gone]
+    cur.execute("SELECT counterparty, hour, windows, txns, amount FROM counterparty_hours")
+    rolled = {(c, h): (n, t, a) for c, h, n, t, a in cur.fetchall()}
+    cur.execute("SELECT counterparty, date_trunc('hour', window_start, 'UTC'), count(*), sum(txn_count), sum(amount_sum) "
+                "FROM counterparty_windows GROUP BY 1, 2")
+    recounted = {(c, h): (n, t, a) for c, h, n, t, a in cur.fetchall()}
+    assert {k for k, v in rolled.items() if v[0] > 0} == set(recounted)
+    for k, (n, t, a) in rolled.items():
+        want = recounted.get(k, (0, 0.0, 0.0))
+        assert (n, t) == want[:2] and math.isclose(a, want[2], rel_tol=1e-9, abs_tol=1e-9), (k, (n, t, a), want)
+    keys = [HistoryKey(w.actor_id, w.window_start, w.counterparties) for w in rng.sample(now, 50)]
+    for key, row in zip(keys, history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN), strict=True):
+        assert_same(row, reference(now, key, cases.LABEL_DELAY_MIN), key)
