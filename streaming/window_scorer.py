@@ -137,14 +137,16 @@ def parse_window(value: bytes | None) -> Window:
 def model_features(cursor: Any, windows: Sequence[Window], with_history: bool) -> list[dict[str, float | None]]:
     """The feature dict the model gets for each window, in order: the window's own aggregates and,
     ``with_history``, the actor's and counterparties' history (patternalarm/history_features.py),
-    one query per batch. A window scored before keeps the history it was first scored with, so a
-    rescore sees what the first score saw (and training what serving saw: the dict is stored)."""
-    if not with_history:
-        return [dict(w.features) for w in windows]
-    missing = [w for w in windows if w.history is None]
-    looked_up = iter(history_features(cursor, [HistoryKey(w.actor_id, w.window_start, list(w.counterparties))
-                                               for w in missing]) if missing else [])
-    return [{**w.features, **(w.history if w.history is not None else next(looked_up))} for w in windows]
+    one query per batch, for the windows that will be sent (not iot). A window scored before keeps
+    the history it was first scored with, so a rescore sees what the first score saw (and training
+    what serving saw: the dict is stored)."""
+    wanted = [w for w in windows if w.domain not in UNSCORED_DOMAINS and (w.history is not None or with_history)]
+    lookup = [w for w in wanted if w.history is None]
+    found = history_features(cursor, [HistoryKey(w.actor_id, w.window_start, list(w.counterparties))
+                                      for w in lookup]) if lookup else []
+    history = {w.key: h for w, h in zip(lookup, found, strict=True)}
+    history.update({w.key: w.history for w in wanted if w.history is not None})
+    return [{**w.features, **history[w.key]} if w.key in history else dict(w.features) for w in windows]
 
 
 def _finite(values: Sequence[float | None]) -> bool:
@@ -300,7 +302,7 @@ class WindowScorer:
         def work(cur: Any) -> None:
             from psycopg2.extras import execute_values
 
-            features = model_features(cur, windows, self.settings.history_lookup)
+            features = model_features(cur, windows, self._history_wanted())
             scores = score_windows(self.client, windows, features, self.settings.suspicious_threshold)
             now = datetime.now(timezone.utc)
             execute_values(cur, UPSERT, [_row(w, f, s, now) for w, f, s in zip(windows, features, scores)],
@@ -308,6 +310,12 @@ class WindowScorer:
             for s in scores:
                 self.counts[s.status] += 1
         self.store.transact(work)
+
+    def _history_wanted(self) -> bool:
+        """History is looked up only for windows about to be sent: not while the breaker is open
+        (they are stored unscored, and the rescoring pass looks it up then, with the same result:
+        it reads only the past)."""
+        return self.settings.history_lookup and self.client.breaker.allows_request()
 
     def _dead_letter(self, message: Any, reason: str) -> None:
         log.warning("window record at %s[%d]@%d to dead letters: %s", message.topic(), message.partition(),
@@ -351,7 +359,7 @@ class WindowScorer:
         windows = [_window_from_row(r) for r in cur.fetchall()]
         if not windows:
             return 0
-        features = model_features(cur, windows, self.settings.history_lookup)
+        features = model_features(cur, windows, self._history_wanted())
         scores = score_windows(self.client, windows, features, self.settings.suspicious_threshold)
         scored = [(w, f, s) for w, f, s in zip(windows, features, scores) if s.status == SCORED]
         if scored:

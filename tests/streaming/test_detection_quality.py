@@ -102,6 +102,22 @@ def wait_until_settled(settings: Settings, expected_events: int, timeout_s: floa
         time.sleep(2)
 
 
+def wait_for_windows(settings: Settings, before: datetime, expected_events: int, timeout_s: float = 600) -> int:
+    """Events counted by the stored windows ending by ``before``, once they reach ``expected_events``
+    or stop growing: the window scorer stores them after the job emits them, asynchronously."""
+    deadline = time.monotonic() + timeout_s
+    previous, still = -1, 0
+    while time.monotonic() < deadline and still < 5:
+        count = _scalar(settings, "SELECT coalesce(sum(event_count), 0) FROM actor_windows "
+                                  f"WHERE window_end <= '{before.isoformat()}'")
+        if count >= expected_events:
+            return count
+        still = still + 1 if count == previous else 0
+        previous = count
+        time.sleep(2)
+    return previous
+
+
 def replay(settings: Settings, sent: list[dict[str, Any]]) -> int:
     """Put the whole stream, then far-later flush events, on the events topic; return how many.
 
@@ -141,8 +157,7 @@ def quality(tmp_path_factory: pytest.TempPathFactory) -> Quality:
                 wait_until_settled(settings, produced)
                 _, scores = evaluate.evaluate(RUN_ID)
                 dead = _scalar(settings, "SELECT sum(invalid_events) FROM stream_throughput")
-                windowed = _scalar(settings, "SELECT sum(event_count) FROM actor_windows "
-                                             f"WHERE window_end <= '{flush_start(sent).isoformat()}'")
+                windowed = wait_for_windows(settings, flush_start(sent), len(sent))
             finally:
                 job.kill()
     instances = {p: sum(t["pattern"] == p for t in truth) for p in scored_patterns()}
