@@ -67,3 +67,29 @@ END $$;
 CREATE TRIGGER actor_windows_forget_counterparties
 AFTER DELETE ON actor_windows
 FOR EACH ROW EXECUTE FUNCTION counterparty_windows_forget();
+
+-- TRUNCATE fires no row or DELETE triggers (tests and resets use it): what derives from the
+-- truncated table follows here.
+CREATE FUNCTION counterparty_windows_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    TRUNCATE counterparty_windows, counterparty_hours;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER actor_windows_truncate_counterparties
+AFTER TRUNCATE ON actor_windows
+FOR EACH STATEMENT EXECUTE FUNCTION counterparty_windows_truncate();
+
+-- Labels truncated: only windows that had one can change (010's fraud_known_at).
+CREATE FUNCTION labels_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE actor_windows w SET fraud_known_at = pa_fraud_known_at(w.actor_id, w.window_start)
+     WHERE w.fraud_known_at IS NOT NULL
+       AND w.fraud_known_at IS DISTINCT FROM pa_fraud_known_at(w.actor_id, w.window_start);
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER ground_truth_truncated AFTER TRUNCATE ON ground_truth
+FOR EACH STATEMENT EXECUTE FUNCTION labels_truncated();
+CREATE TRIGGER incidents_truncated AFTER TRUNCATE ON incidents
+FOR EACH STATEMENT EXECUTE FUNCTION labels_truncated();

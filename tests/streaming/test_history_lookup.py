@@ -215,3 +215,18 @@ def test_counterparty_hours_follow_rewritten_and_deleted_windows(cur: Any) -> No
     keys = [HistoryKey(w.actor_id, w.window_start, w.counterparties) for w in rng.sample(now, 50)]
     for key, row in zip(keys, history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN), strict=True):
         assert_same(row, reference(now, key, cases.LABEL_DELAY_MIN), key)
+
+
+def test_truncated_labels_and_windows_leave_nothing_behind(cur: Any) -> None:
+    store(cur, cases.windows())
+    cur.execute("TRUNCATE ground_truth")
+    assert stale_labels(cur) == 0
+    unlabelled = [PastWindow(w.actor_id, w.window_start, w.txn_count, w.amount_sum, w.counterparties)
+                  for w in cases.windows()]
+    keys = cases.keys()
+    for key, row in zip(keys, history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN), strict=True):
+        assert_same(row, reference(unlabelled, key, cases.LABEL_DELAY_MIN), key)
+    cur.execute("TRUNCATE alerts, incidents, incident_verdicts, actor_windows")  # as test_window_scoring_db does
+    cur.execute("SELECT (SELECT count(*) FROM counterparty_windows), (SELECT count(*) FROM counterparty_hours)")
+    assert cur.fetchone() == (0, 0)
+    assert history_features(cur, keys[:3], label_delay_min=0) == [EMPTY] * 3
