@@ -251,7 +251,7 @@ def postgres_sql(keys_sql: str, key_parties_sql: str) -> str:
     hour = "interval '1 hour'"
     whole_hour = "h.hour >= {a} AND h.hour <= {b} - " + hour
     edge_row = ("w.window_start >= {a} AND w.window_start < {b} "
-                "AND NOT (e.hour >= {a} AND e.hour <= {b} - " + hour + ")")
+                "AND NOT (w.hour >= {a} AND w.hour <= {b} - " + hour + ")")
     own_row = "w.window_start >= {a} AND w.window_start < {b}"
     fraud_counts = ", ".join(f"COUNT(*) FILTER (WHERE w.window_start >= kp.r_{s}) AS fraud_{s}" for s, _ in HORIZONS)
     own_sums = _party_sums(own_row, "1", "w.event_count::float8", "COALESCE(w.amount_sum, 0)",
@@ -279,11 +279,16 @@ WITH keys AS MATERIALIZED (
 ), cp_edges AS (
   SELECT c.cp, c.ws, {', '.join(_party_sums(edge_row, '1', 'w.txn_count', 'COALESCE(w.amount_sum, 0)',
                                             '(w.amount_sum IS NOT NULL)::int'))}
-    FROM cp_keys c CROSS JOIN LATERAL (SELECT DISTINCT hour FROM unnest(ARRAY[{_edge_hours()}]) AS t(hour)) e
-    CROSS JOIN LATERAL (  -- OFFSET 0: one index range scan per edge hour, not one of the whole range
-      SELECT w.window_start, w.txn_count, w.amount_sum FROM counterparty_windows w
-       WHERE w.counterparty = c.cp AND w.window_start >= GREATEST(e.hour, c.first)
-         AND w.window_start < LEAST(e.hour + {hour}, c.ws) OFFSET 0) w
+    FROM cp_keys c CROSS JOIN LATERAL (  -- runs of consecutive edge hours: [lo, hi)
+      SELECT min(hour) AS lo, max(hour) + {hour} AS hi
+        FROM (SELECT hour, hour - {hour} * row_number() OVER (ORDER BY hour) AS run
+                FROM (SELECT DISTINCT hour FROM unnest(ARRAY[{_edge_hours()}]) AS t(hour)) d) r
+       GROUP BY run) e
+    CROSS JOIN LATERAL (  -- OFFSET 0: one index range scan per run, not one of the whole range
+      SELECT w.window_start, date_trunc('hour', w.window_start, 'UTC') AS hour, w.txn_count, w.amount_sum
+        FROM counterparty_windows w
+       WHERE w.counterparty = c.cp AND w.window_start >= GREATEST(e.lo, c.first)
+         AND w.window_start < LEAST(e.hi, c.ws) OFFSET 0) w
    GROUP BY c.cp, c.ws
 ), cp_own AS (
   SELECT c.i, c.cp, {', '.join(own_sums)}
