@@ -202,7 +202,8 @@ def bench_environment(prefix: str) -> Iterator[tuple[config.Settings, Path]]:
         with scratch_database("pa_bench"):
             kafka_broker.start(config.load())
             os.environ.update(PA_TOPIC_EVENTS=f"bench-{run_id}.events", PA_TOPIC_ALERTS=f"bench-{run_id}.alerts",
-                              PA_TOPIC_DEAD_LETTER=f"bench-{run_id}.dead-letter", PA_VAR_DIR=str(var_dir),
+                              PA_TOPIC_DEAD_LETTER=f"bench-{run_id}.dead-letter",
+                              PA_TOPIC_WINDOWS=f"bench-{run_id}.windows", PA_VAR_DIR=str(var_dir),
                               PA_FLINK_REST_PORT=str(free_port()))
             settings = config.load()
             kafka_broker.ensure_topics(settings)

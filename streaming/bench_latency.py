@@ -9,13 +9,15 @@ event time = wall time, attacks at --pace) into fresh topics read by a fresh det
 a scratch database, and for each mode this prints
 
   * produced vs processed events (the job keeps up when the backlog at the end of the phase is small),
-  * event -> alert latency p50/p95/p99/max: from the triggering event's timestamp to the moment its
-    alert row was stored, which is also the moment the database grouped it into an incident (the
+  * event -> alert latency p50/p95/p99/max of the rule alerts: from the triggering event's timestamp
+    to the moment its alert row was stored, which is also the moment the database grouped it into an incident (the
     grouping trigger runs in the same transaction). It includes the watermark delay
     (PA_WATERMARK_DELAY_MS) by design: a pattern cannot complete before the watermark passes its event;
   * the proportional set size (PSS: shared pages split between the processes sharing them, so the
     numbers add up) of every process of the stack, grouped by component, peak over the phase.
 
+  * the same for suspicious_activity alerts (made by the database from a window's high score: their
+    "event" is the window's end, so this is the scoring path's latency);
   * window -> score latency p50/p99/max: from the window's end to the moment the window scorer
     stored its score (watermark, the windows topic, the micro-batch wait, the request), and how many
     windows were scored or stored unscored.
@@ -114,10 +116,13 @@ def processed(settings: config.Settings, since: datetime) -> int:
                                        f"stream_throughput WHERE window_end > '{since.isoformat()}'"))
 
 
-def latency(settings: config.Settings, start: datetime, end: datetime) -> dict[str, Any]:
+def latency(settings: config.Settings, start: datetime, end: datetime, model_made: bool = False) -> dict[str, Any]:
+    """Rule alerts (the job's), or ``model_made`` suspicious_activity alerts (the database makes them
+    from a window's score, so their latency is the window's scoring latency)."""
     row = postgres.psql(settings, f"""
         WITH l AS (SELECT extract(epoch FROM stored_at - event_time) * 1000 AS ms, score_status FROM alerts
-                    WHERE event_time >= '{start.isoformat()}' AND event_time < '{end.isoformat()}')
+                    WHERE event_time >= '{start.isoformat()}' AND event_time < '{end.isoformat()}'
+                      AND (pattern = 'suspicious_activity') = {'true' if model_made else 'false'})
         SELECT json_build_object(
           'alerts', count(*),
           'p50_ms', round(percentile_cont(0.50) WITHIN GROUP (ORDER BY ms)::numeric),
@@ -172,6 +177,7 @@ def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, p
             "achieved_per_min": round(stats.produced * 60 / max((end - start).total_seconds(), 1e-9)),
             "processed": done, "all_processed_s_after_production_ended": round(caught_up_s, 1),
             "event_to_alert": latency(settings, start, end),
+            "window_to_suspicious_activity_alert": latency(settings, start, end, model_made=True),
             "window_to_score": window_scoring(settings, start, end)}
 
 
