@@ -6,7 +6,8 @@ What it does, each step timed:
 
 1. **seed** (not part of the path): a scratch PostgreSQL database (migrated like the stack's) gets
    ``--rows`` actor_windows rows (synthetic features as in tests/dags/retrain_data.py: fraudsters'
-   windows are larger and faster, with noise), their ground truth and incidents with verdicts, by COPY.
+   windows are larger and faster, with noise; the history features logged with them as the window
+   scorer logs them), their ground truth and incidents with verdicts, by COPY.
 2. **the fraud_model_retrain DAG** under ``dag.test()`` with ``sample_rate`` 1.0 and no label delay, so
    every window is a labelled training row (reviewed windows plus the whole unalerted rest): extract
    (PostgreSQL -> CSV), validate (Great Expectations), train (spark-submit through spark_default:
@@ -47,7 +48,7 @@ from typing import Any, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from patternalarm import config, features  # noqa: E402
+from patternalarm import config, features, history_features  # noqa: E402
 from patternalarm.stack import postgres, services  # noqa: E402
 
 START = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -67,7 +68,23 @@ def _features(rng: random.Random, fraud: bool, domain: str) -> str:
              distinct_counterparties=float(rng.randint(1, 3) + (rng.randint(0, 5) if fraud else 0)))
     for d in DOMAINS:
         f[f"domain_{d}"] = 1.0 if d == domain else 0.0
+    f.update(_logged_history(rng, fraud))
     return json.dumps(f, separators=(",", ":"))
+
+
+def _logged_history(rng: random.Random, fraud: bool) -> dict[str, float]:
+    """History features as the window scorer logs them with each window it scores (so the
+    extraction reads them instead of computing them): counts, means (-1 when the count is 0) and
+    fraud rates (-1 when nothing labelled), fraudsters' counterparties riskier."""
+    out: dict[str, float] = {}
+    for name in history_features.HISTORY_FEATURE_NAMES:
+        if "_count_" in name:
+            out[name] = float(rng.randint(0, 40))
+        elif "_amount_mean_" in name:
+            out[name] = -1.0 if rng.random() < 0.1 else round(rng.uniform(10, 300), 2)
+        else:
+            out[name] = -1.0 if rng.random() < 0.3 else round(rng.random() * (0.3 if fraud else 0.05), 4)
+    return out
 
 
 def _copy_lines(rows: int, seed: int) -> tuple[Iterator[str], dict[str, list[tuple[Any, ...]]]]:
