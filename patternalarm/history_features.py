@@ -28,6 +28,20 @@ Definitions, per horizon H in :data:`HORIZONS` (1 hour, 1 day, 7 days) and label
 * ``cp_fraud_rate_H``: per counterparty, the share of fraud among other actors' windows touching it
   starting in [ws - D - H, ws - D); the largest over the counterparties; MISSING when none has any.
 
+* ``history_coverage_min``: minutes from the earliest window the history store holds (of any
+  actor) to ``ws``, capped at the longest horizon (:data:`COVERAGE_CAP_MIN`, 7 days); 0 when the
+  store holds no window before ``ws`` (empty, or ``ws`` is its first window). Where the store is
+  the ``actor_windows`` table (PostgreSQL) it is ``min(window_start)``, read through an index
+  (migration 012); in Spark the earliest window of the data set; in :func:`reference` the earliest
+  window given. Only a start before ``ws`` can count, so later windows change nothing.
+
+Why coverage: "no history" means "new actor" only once the store is old enough to have seen the
+actor. Training data starts with every actor new (benign new actors crowd its first minutes, while
+fraudulent new accounts appear throughout), and so does a freshly started deployment; without this
+feature a model learns "no history + large amount = fraud" and flags the fresh stream's ordinary
+first windows (issue #5, docs/status.md "Model quality on a fresh stream"). With it, the model can
+learn that an empty history means little while the store is young.
+
 Why other actors only: the actor's own history is already in the actor features, and "who else
 pays this account / uses this terminal, and how often they turned out fraudulent" is the signal.
 Why max over counterparties: one compromised terminal or mule among a window's counterparties is
@@ -55,11 +69,14 @@ WINDOW_MINUTES = 1  # the stream's tumbling window
 
 _KINDS = ("actor_txn_count", "actor_amount_mean", "actor_fraud_rate",
           "cp_window_count", "cp_amount_mean", "cp_fraud_rate")
-HISTORY_FEATURE_NAMES: tuple[str, ...] = tuple(f"{kind}_{h}" for h, _ in HORIZONS for kind in _KINDS)
+COVERAGE = "history_coverage_min"
+COVERAGE_CAP_MIN = max(m for _, m in HORIZONS)  # beyond the longest horizon the store's age changes nothing
+HISTORY_FEATURE_NAMES: tuple[str, ...] = (tuple(f"{kind}_{h}" for h, _ in HORIZONS for kind in _KINDS)
+                                          + (COVERAGE,))
 # The model's inputs in the order every model is trained and served with: window features, then
 # history features. Training (VectorAssembler), the serving file, the API and the GX suite use this.
 MODEL_FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES + HISTORY_FEATURE_NAMES
-EMPTY: dict[str, float] = {n: (0.0 if "_count_" in n else MISSING) for n in HISTORY_FEATURE_NAMES}
+EMPTY: dict[str, float] = {n: (0.0 if "_count_" in n or n == COVERAGE else MISSING) for n in HISTORY_FEATURE_NAMES}
 
 
 class HistoryKey(NamedTuple):
@@ -132,7 +149,14 @@ def reference(history: Sequence[PastWindow], key: HistoryKey, label_delay_min: i
         out[f"cp_window_count_{suffix}"] = float(windows)
         out[f"cp_amount_mean_{suffix}"] = amount / txns if txns else MISSING
         out[f"cp_fraud_rate_{suffix}"] = max(fraud_rates) if fraud_rates else MISSING
+    out[COVERAGE] = coverage(min((w.window_start for w in history), default=key.window_start), key.window_start)
     return {n: out[n] for n in HISTORY_FEATURE_NAMES}
+
+
+def coverage(store_first: datetime, window_start: datetime) -> float:
+    """``history_coverage_min`` of a window starting at ``window_start`` when the store's earliest
+    window starts at ``store_first`` (pass ``window_start`` itself for an empty store)."""
+    return float(min(max(_minutes(window_start - store_first), 0), COVERAGE_CAP_MIN))
 
 
 def model_row(window_values: Sequence[float], history: dict[str, float] | None) -> list[float]:
@@ -245,7 +269,8 @@ def postgres_sql(keys_sql: str, key_parties_sql: str) -> str:
     ``keys_sql`` selects (i bigint, actor_id text, ws timestamptz), one row per key; ``key_parties_sql``
     selects (i, cp text), the key's counterparties. Parameter: ``%(delay)s`` (minutes, int). Output
     columns: i, then HISTORY_FEATURE_NAMES. Reads actor_windows and counterparty_windows with their
-    ``fraud_known_at`` (migration 010) and counterparty_hours (011); each distinct (counterparty,
+    ``fraud_known_at`` (migration 010) and counterparty_hours (011), and the table's earliest
+    ``window_start`` (index of 012) for ``history_coverage_min``; each distinct (counterparty,
     ws) of the batch is summed once, whatever the number of keys sharing it.
     """
     hour = "interval '1 hour'"
@@ -313,8 +338,12 @@ WITH keys AS MATERIALIZED (
 ), cp_hist AS (
   SELECT i, {', '.join(_cp_combine())} FROM party_hist GROUP BY i
 )
-SELECT k.i, {', '.join(_final_columns())}
+SELECT k.i, {', '.join(_final_columns())},
+       COALESCE(LEAST({COVERAGE_CAP_MIN}, GREATEST(0, floor(extract(epoch FROM k.ws - s.first) / 60))), 0)::float8
+       AS {COVERAGE}
   FROM keys k LEFT JOIN actor_hist a USING (i) LEFT JOIN cp_hist c USING (i)
+ CROSS JOIN (SELECT min(w.window_start) AS first FROM actor_windows w) s  -- the store's first window:
+                                              -- one descent of actor_windows_start_idx (012), no scan
  ORDER BY k.i"""
 
 

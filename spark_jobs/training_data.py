@@ -206,6 +206,8 @@ def add_history(windows: "DataFrame", label_delay_min: int) -> "DataFrame":
     later one), fraud rates ``D + H PRECEDING .. D + 1 PRECEDING`` (labels only D minutes after the
     labelled window ended, D = ``label_delay_min``; a window's label is known when it ends).
     Counterparty sums are "all windows touching c" minus "the actor's own windows touching c".
+    ``history_coverage_min`` counts from the data set's earliest window (the store of a backtest or
+    of a training set is the data set itself).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -239,7 +241,8 @@ def add_history(windows: "DataFrame", label_delay_min: int) -> "DataFrame":
                      F.sum(other["amount"]).alias(f"c_amount_{suffix}"),
                      F.max(F.when(other["labelled"] > 0, other["fraud"] / other["labelled"])).alias(f"c_rate_{suffix}")]
     per_window = parties.groupBy("actor_id", "_m").agg(*combined)
-    joined = actor.join(per_window, ["actor_id", "_m"], "left")
+    first = base.agg(F.min("_m").alias("_first_m"))  # one row: broadcast to every window
+    joined = actor.join(per_window, ["actor_id", "_m"], "left").crossJoin(F.broadcast(first))
     outputs = []
     for suffix, _ in history_features.HORIZONS:
         a_txns, c_txns = F.col(f"a_txns_{suffix}"), F.col(f"c_txns_{suffix}")
@@ -253,6 +256,9 @@ def add_history(windows: "DataFrame", label_delay_min: int) -> "DataFrame":
             F.when(c_txns > 0, F.col(f"c_amount_{suffix}") / c_txns).otherwise(missing)
             .alias(f"cp_amount_mean_{suffix}"),
             F.coalesce(F.col(f"c_rate_{suffix}"), missing).alias(f"cp_fraud_rate_{suffix}")]
+    cap = history_features.COVERAGE_CAP_MIN
+    outputs.append(F.least(F.lit(cap), F.greatest(F.lit(0), F.col("_m") - F.col("_first_m")))
+                   .cast("double").alias(history_features.COVERAGE))
     return joined.select(*windows.columns, *outputs)  # outputs are in HISTORY_FEATURE_NAMES order
 
 

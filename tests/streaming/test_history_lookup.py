@@ -14,7 +14,8 @@ from typing import Any, Iterator, Sequence
 import psycopg2
 import pytest
 
-from patternalarm.history_features import EMPTY, HISTORY_FEATURE_NAMES, HistoryKey, PastWindow, reference
+from patternalarm.history_features import (COVERAGE, COVERAGE_CAP_MIN, EMPTY, HISTORY_FEATURE_NAMES, HistoryKey,
+                                           PastWindow, reference)
 from streaming.history_lookup import history_features
 from tests.support import history_cases as cases
 from tests.support.databases import scratch_database
@@ -102,7 +103,7 @@ def test_an_unknown_actor_has_the_empty_history_and_order_is_kept(cur: Any) -> N
     store(cur, cases.windows())
     keys = [HistoryKey("nobody", cases.T0, ()), HistoryKey("a1", cases.T0, ("m1",)), HistoryKey("nobody", cases.T0, ())]
     got = history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN)
-    assert got[0] == got[2] == EMPTY
+    assert got[0] == got[2] == {**EMPTY, COVERAGE: float(COVERAGE_CAP_MIN)}  # new actor, old store
     assert_same(got[1], reference(cases.windows(), keys[1], cases.LABEL_DELAY_MIN), keys[1])
     assert history_features(cur, [], label_delay_min=0) == []
 
@@ -230,3 +231,33 @@ def test_truncated_labels_and_windows_leave_nothing_behind(cur: Any) -> None:
     cur.execute("SELECT (SELECT count(*) FROM counterparty_windows), (SELECT count(*) FROM counterparty_hours)")
     assert cur.fetchone() == (0, 0)
     assert history_features(cur, keys[:3], label_delay_min=0) == [EMPTY] * 3
+
+
+def test_history_coverage_counts_from_the_store_first_window_before_the_key(cur: Any) -> None:
+    at = {age: cases.T0 - timedelta(minutes=age) for age in (0, 30, 40, 20000)}
+    keys = [HistoryKey("k", at[age], ()) for age in (0, 30, 40)]
+
+    def coverage() -> list[float]:
+        return [row[COVERAGE] for row in history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN)]
+
+    assert coverage() == [0.0, 0.0, 0.0]  # empty store
+    store(cur, [PastWindow("a1", at[30], 1.0, 5.0)])
+    assert coverage() == [30.0, 0.0, 0.0]  # its own first window, and a window before the store began
+    store(cur, [PastWindow("a2", at[0] + timedelta(minutes=5), 1.0, 5.0)])
+    assert coverage() == [30.0, 0.0, 0.0]  # a later window changes nothing
+    store(cur, [PastWindow("a3", at[20000], 1.0, 5.0)])
+    assert coverage() == [float(COVERAGE_CAP_MIN)] * 3  # capped at the longest horizon
+    cur.execute("DELETE FROM actor_windows WHERE actor_id = 'a3'")
+    assert coverage() == [30.0, 0.0, 0.0]  # the store's start follows deletes (retention)
+    cur.execute("TRUNCATE actor_windows")
+    assert coverage() == [0.0, 0.0, 0.0]
+
+
+def test_the_store_first_window_is_read_through_an_index(cur: Any) -> None:
+    """Per batch the query reads min(window_start) of actor_windows: an index descent (migration
+    012), never a scan of the table (sequential scans off: without a usable index the plan keeps one)."""
+    store(cur, cases.windows())
+    cur.execute("SET enable_seqscan = off")
+    cur.execute("EXPLAIN SELECT min(w.window_start) AS first FROM actor_windows w")
+    plan = "\n".join(r[0] for r in cur.fetchall())
+    assert "actor_windows_start_idx" in plan and "Seq Scan" not in plan, plan
