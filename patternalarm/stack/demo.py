@@ -52,7 +52,9 @@ def snapshot(settings: Settings, since: str, run_id: str) -> dict[str, object]:
         SELECT count(*),
                coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - event_time))::numeric * 1000), 0),
                coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - event_time))::numeric * 1000), 0)
-          FROM alerts WHERE stored_at > '{since}'""")
+          FROM alerts WHERE stored_at > '{since}' AND pattern <> 'suspicious_activity'""")
+    model_made = _row(settings, f"SELECT count(*) FROM alerts WHERE stored_at > '{since}' "
+                                "AND pattern = 'suspicious_activity'")[0]
     incidents, verdicts = _row(settings, "SELECT count(*), count(verdict) FROM incidents "
                                          f"WHERE created_at > '{since}'")
     # found = an alert of the instance's pattern and key holds one of its transactions (make evaluate's rule)
@@ -62,6 +64,7 @@ def snapshot(settings: Settings, since: str, run_id: str) -> dict[str, object]:
                   WHERE a.actor_id = g.actor_id AND a.pattern = g.pattern AND g.transaction_ids ? t.txn))
           FROM ground_truth g WHERE g.run_id = '{run_id}'""")
     return {"processed": int(processed), "dead_letters": int(invalid), "alerts": int(alerts),
+            "suspicious": int(model_made),
             "incidents": int(incidents), "verdicts": int(verdicts), "p50_ms": int(float(p50)), "p99_ms": int(float(p99)),
             "injected": int(injected), "detected": int(detected)}
 
@@ -76,8 +79,8 @@ def _produced(stats_file: Path) -> dict[str, object]:
 def _line(elapsed: float, gen: dict[str, object], snap: dict[str, object]) -> str:
     return (f"[{elapsed:5.0f}s] produced {gen.get('produced', 0):>7} ({gen.get('achieved_per_min', 0):>8}/min)"
             f" | processed {snap['processed']:>7} | dead letters {snap['dead_letters']:>3}"
-            f" | alerts {snap['alerts']:>4} | incidents {snap['incidents']:>4} (judged {snap['verdicts']:>4})"
-            f" | latency p50 {snap['p50_ms']} ms p99 {snap['p99_ms']} ms")
+            f" | alerts {snap['alerts']:>4} (+{snap['suspicious']} model) | incidents {snap['incidents']:>4} (judged {snap['verdicts']:>4})"
+            f" | rule alert latency p50 {snap['p50_ms']} ms p99 {snap['p99_ms']} ms")
 
 
 def _refusal(settings: Settings) -> str | None:

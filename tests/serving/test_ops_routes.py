@@ -119,8 +119,11 @@ def test_hanging_registry_does_not_block_startup(clean_db: Any, make_client: Cal
 
 
 def test_metrics_expose_pipeline_latency_alerts_and_open_incidents(client: TestClient, clean_db: Any) -> None:
-    """Read from the alerts table at scrape time: event->emitted and event->stored quantiles."""
+    """Read from the tables at scrape time: event->emitted and event->stored quantiles of the rule
+    alerts, window->score quantiles."""
     from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import text
 
     from tests.serving.utils import insert_alerts
 
@@ -132,7 +135,17 @@ def test_metrics_expose_pipeline_latency_alerts_and_open_incidents(client: TestC
         row.update(event_time=now - timedelta(seconds=store_s), first_event_time=now - timedelta(seconds=60),
                    emitted_at=now - timedelta(seconds=store_s - emit_s))
         rows.append(row)
-    insert_alerts(clean_db, rows)
+    # made by the database from a window's score: the scoring path's latency, not the rule alerts'
+    late = factories.alert_row("s0", pattern="suspicious_activity", actor_id="user-s", severity="MEDIUM")
+    late.update(event_time=now - timedelta(seconds=30), first_event_time=now - timedelta(seconds=90),
+                emitted_at=now - timedelta(seconds=1))
+    insert_alerts(clean_db, [*rows, late])
+    with clean_db.begin() as conn:  # two windows scored 2 s and 4 s after they ended
+        for i, lag in enumerate((2.0, 4.0)):
+            conn.execute(text("INSERT INTO actor_windows (actor_id, domain, window_start, window_end, event_count, "
+                              "score, score_status, scored_at) VALUES (:a, 'ecommerce', :s, :e, 1, 0.1, 'scored', "
+                              ":t)"), {"a": f"w-{i}", "s": now - timedelta(seconds=70), "e": now - timedelta(seconds=10),
+                                       "t": now - timedelta(seconds=10 - lag)})
     lines = client.get("/metrics").text.splitlines()
 
     def value(prefix: str) -> float:
@@ -143,6 +156,7 @@ def test_metrics_expose_pipeline_latency_alerts_and_open_incidents(client: TestC
     assert 0.7 <= value('pa_alert_latency_seconds{quantile="0.5",stage="stored"}') < 1.5
     assert value('pa_alert_latency_seconds{quantile="0.5",stage="emitted"}') == pytest.approx(0.5, abs=1e-6)
     assert value('pa_alert_latency_seconds{quantile="0.99",stage="emitted"}') == pytest.approx(0.598, abs=1e-6)
+    assert value('pa_window_score_latency_seconds{quantile="0.5"}') == pytest.approx(3.0, abs=1e-6)
     assert value('pa_alerts_recent{pattern="card_testing",score_status="pending"}') == 3.0
     assert value('pa_incidents_unresolved{severity="HIGH",status="open"}') == 1.0
 
