@@ -35,9 +35,9 @@ FLAG_FEATURES = [n for n in features.FEATURE_NAMES if n.startswith("domain_")]
 MAY_BE_MISSING = ["session_mean"]
 NON_NEGATIVE = [n for n in features.FEATURE_NAMES if n not in SHARE_FEATURES + FLAG_FEATURES + MAY_BE_MISSING
                 and n not in ("amount_min", "amount_max", "amount_mean", "amount_sum", "amount_std")]
-# History (patternalarm/history_features.py): counts are >= 0; a fraud rate is a share or MISSING (no
+# History (patternalarm/history_features.py): counts and the store's coverage are >= 0; a fraud rate is a share or MISSING (no
 # labelled earlier window); amount means are unbounded (IoT readings can be negative).
-NON_NEGATIVE += [n for n in history_features.HISTORY_FEATURE_NAMES if "_count_" in n]
+NON_NEGATIVE += [n for n in history_features.HISTORY_FEATURE_NAMES if "_count_" in n or n == history_features.COVERAGE]
 RATE_OR_MISSING = [n for n in history_features.HISTORY_FEATURE_NAMES if "_fraud_rate_" in n]
 
 

@@ -98,6 +98,7 @@ def _canary_transactions() -> list[list[features.Txn]]:
 def canary_matrix() -> NDArray[np.float64]:
     """Canary rows: the window features, with an empty history and with a long, fraudulent one."""
     busy = {n: (5000.0 if "_count_" in n else 1.0) for n in history_features.HISTORY_FEATURE_NAMES}
+    busy[history_features.COVERAGE] = float(history_features.COVERAGE_CAP_MIN)  # an old store
     rows = [history_features.model_row(features.compute(t), past)
             for t in _canary_transactions() for past in (None, busy)]
     return np.asarray(rows, dtype=np.float64)
