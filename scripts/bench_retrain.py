@@ -78,7 +78,9 @@ def _logged_history(rng: random.Random, fraud: bool) -> dict[str, float]:
     fraud rates (-1 when nothing labelled), fraudsters' counterparties riskier."""
     out: dict[str, float] = {}
     for name in history_features.HISTORY_FEATURE_NAMES:
-        if "_count_" in name:
+        if name == "history_coverage_min":
+            out[name] = 10080.0  # a store older than the longest horizon, as in production
+        elif "_count_" in name:
             out[name] = float(rng.randint(0, 40))
         elif "_amount_mean_" in name:
             out[name] = -1.0 if rng.random() < 0.1 else round(rng.uniform(10, 300), 2)
