@@ -116,38 +116,36 @@ def processed(settings: config.Settings, since: datetime) -> int:
                                        f"stream_throughput WHERE window_end > '{since.isoformat()}'"))
 
 
-def latency(settings: config.Settings, start: datetime, end: datetime, model_made: bool = False) -> dict[str, Any]:
-    """Rule alerts (the job's), or ``model_made`` suspicious_activity alerts (the database makes them
-    from a window's score, so their latency is the window's scoring latency)."""
+def _quantiles(settings: config.Settings, rows_sql: str, count_as: str) -> dict[str, Any]:
+    """Count, p50/p95/p99/max of ``ms`` and counts by ``score_status`` over the rows ``rows_sql`` selects."""
     row = postgres.psql(settings, f"""
-        WITH l AS (SELECT extract(epoch FROM stored_at - event_time) * 1000 AS ms, score_status FROM alerts
-                    WHERE event_time >= '{start.isoformat()}' AND event_time < '{end.isoformat()}'
-                      AND (pattern = 'suspicious_activity') = {'true' if model_made else 'false'})
+        WITH r AS ({rows_sql})
         SELECT json_build_object(
-          'alerts', count(*),
+          '{count_as}', count(*),
           'p50_ms', round(percentile_cont(0.50) WITHIN GROUP (ORDER BY ms)::numeric),
           'p95_ms', round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric),
           'p99_ms', round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric),
           'max_ms', round(max(ms)::numeric),
           'score_status', (SELECT json_object_agg(score_status, n) FROM
-                             (SELECT score_status, count(*) AS n FROM l GROUP BY 1) s))
-        FROM l""")
+                             (SELECT score_status, count(*) AS n FROM r GROUP BY 1) s))
+        FROM r""")
     return json.loads(row)
+
+
+def latency(settings: config.Settings, start: datetime, end: datetime, model_made: bool = False) -> dict[str, Any]:
+    """Rule alerts (the job's), or ``model_made`` suspicious_activity alerts (the database makes them
+    from a window's score, so their latency is the window's scoring latency)."""
+    return _quantiles(settings, f"""
+        SELECT extract(epoch FROM stored_at - event_time) * 1000 AS ms, score_status FROM alerts
+         WHERE event_time >= '{start.isoformat()}' AND event_time < '{end.isoformat()}'
+           AND (pattern = 'suspicious_activity') = {'true' if model_made else 'false'}""", "alerts")
 
 
 def window_scoring(settings: config.Settings, start: datetime, end: datetime) -> dict[str, Any]:
-    row = postgres.psql(settings, f"""
-        WITH w AS (SELECT extract(epoch FROM scored_at - window_end) * 1000 AS ms, score_status FROM actor_windows
-                    WHERE window_end > '{start.isoformat()}' AND window_end <= '{end.isoformat()}')
-        SELECT json_build_object(
-          'windows', count(*),
-          'p50_ms', round(percentile_cont(0.50) WITHIN GROUP (ORDER BY ms)::numeric),
-          'p99_ms', round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric),
-          'max_ms', round(max(ms)::numeric),
-          'score_status', (SELECT json_object_agg(score_status, n) FROM
-                             (SELECT score_status, count(*) AS n FROM w GROUP BY 1) s))
-        FROM w""")
-    return json.loads(row)
+    """Window end -> score stored, for the windows that ended during the phase."""
+    return _quantiles(settings, f"""
+        SELECT extract(epoch FROM scored_at - window_end) * 1000 AS ms, score_status FROM actor_windows
+         WHERE window_end > '{start.isoformat()}' AND window_end <= '{end.isoformat()}'""", "windows")
 
 
 def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, pace: float,

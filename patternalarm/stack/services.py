@@ -125,60 +125,51 @@ def _job_status(settings: Settings) -> tuple[bool, str]:
     return state == "RUNNING", f"job {state} (pid {pid})"
 
 
-# --- window scorer (windows topic -> scoring service -> actor_windows) ----------------------------
+# --- workers beside the job: window scorer, alert relay -------------------------------------------
 
-SCORER_STALE_S = 15.0
+WORKER_STALE_S = 15.0
 
 
-def _scorer_start(settings: Settings) -> None:
-    python = venv_python("streaming")
-    processes.start(settings, "window-scorer", [python, "-m", "streaming.window_scorer"],
-                    env=component_env(settings))
-    processes.wait_until(lambda: _scorer_status(settings)[0], "a fresh heartbeat", 60, settings, "window-scorer")
+def _start_worker(settings: Settings, name: str, module: str,
+                  status: Callable[[Settings], tuple[bool, str]]) -> None:
+    """A streaming-venv Python worker that writes var/run/<name>.heartbeat each round."""
+    processes.start(settings, name, [venv_python("streaming"), "-m", module], env=component_env(settings))
+    processes.wait_until(lambda: status(settings)[0], "a fresh heartbeat", 60, settings, name)
+
+
+def _heartbeat(settings: Settings, name: str) -> tuple[int | None, float | None, dict[str, object]]:
+    """The worker's pid, seconds since its last heartbeat (None: none yet) and what it wrote there
+    (a bare timestamp, or JSON with "at" and counters)."""
+    pid = processes.read_pid(settings, name)
+    try:
+        state = json.loads((settings.resolved_var_dir() / "run" / f"{name}.heartbeat").read_text())
+        state = state if isinstance(state, dict) else {"at": state}
+        return pid, time.time() - float(state["at"]), state
+    except (OSError, ValueError, KeyError, TypeError):
+        return pid, None, {}
 
 
 def _scorer_status(settings: Settings) -> tuple[bool, str]:
-    """The process lives and its loop went round lately; what it has scored since it started."""
-    pid = processes.read_pid(settings, "window-scorer")
-    if pid is None:
-        return False, "not running"
-    beat = settings.resolved_var_dir() / "run" / "window-scorer.heartbeat"
-    try:
-        state = json.loads(beat.read_text())
-        age = time.time() - float(state["at"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return False, f"pid {pid}, no heartbeat yet"
+    """The scorer lives and its loop went round lately (windows topic -> scoring -> actor_windows);
+    what it has done since it started."""
+    pid, age, state = _heartbeat(settings, "window-scorer")
+    if pid is None or age is None:
+        return False, "not running" if pid is None else f"pid {pid}, no heartbeat yet"
     done = ", ".join(f"{state.get(k, 0)} {k}" for k in ("scored", "unscored", "not_applicable", "rescored"))
-    return age < SCORER_STALE_S, f"pid {pid}, last round {age:.0f} s ago; windows: {done}"
-
-
-# --- alert relay (database-made alerts to the alerts topic) -------------------------------------
-
-RELAY_STALE_S = 15.0
-
-
-def _relay_start(settings: Settings) -> None:
-    python = venv_python("streaming")
-    processes.start(settings, "alert-relay", [python, "-m", "streaming.alert_outbox_relay"],
-                    env=component_env(settings))
-    processes.wait_until(lambda: _relay_status(settings)[0], "a fresh heartbeat", 60, settings, "alert-relay")
+    return age < WORKER_STALE_S, f"pid {pid}, last round {age:.0f} s ago; windows: {done}"
 
 
 def _relay_status(settings: Settings) -> tuple[bool, str]:
-    """The process lives and finished a pass lately; how many alerts wait to be published."""
-    pid = processes.read_pid(settings, "alert-relay")
-    if pid is None:
-        return False, "not running"
-    beat = settings.resolved_var_dir() / "run" / "alert-relay.heartbeat"
-    try:
-        age = time.time() - float(beat.read_text())
-    except (OSError, ValueError):
-        return False, f"pid {pid}, no pass finished yet"
+    """The relay (database-made alerts to the alerts topic) lives and finished a pass lately; how
+    many alerts wait to be published."""
+    pid, age, _ = _heartbeat(settings, "alert-relay")
+    if pid is None or age is None:
+        return False, "not running" if pid is None else f"pid {pid}, no pass finished yet"
     try:
         queued = postgres.psql(settings, "SELECT count(*) FROM alert_outbox WHERE published_at IS NULL")
     except postgres.PostgresError as exc:
         queued = f"? ({str(exc).splitlines()[0][:80]})"
-    ok = age < RELAY_STALE_S
+    ok = age < WORKER_STALE_S
     return ok, f"pid {pid}, last pass {age:.0f} s ago, {queued} alerts queued"
 
 
@@ -251,8 +242,10 @@ SERVICES: tuple[Service, ...] = (
             lambda s: s.resolved_serving_url() + "/docs"),
     Service("detection-job", _job_start, _stopper("detection-job"), _job_status,
             lambda s: f"http://127.0.0.1:{s.flink_rest_port}"),
-    Service("window-scorer", _scorer_start, _stopper("window-scorer"), _scorer_status),
-    Service("alert-relay", _relay_start, _stopper("alert-relay"), _relay_status),
+    Service("window-scorer", lambda s: _start_worker(s, "window-scorer", "streaming.window_scorer", _scorer_status),
+            _stopper("window-scorer"), _scorer_status),
+    Service("alert-relay", lambda s: _start_worker(s, "alert-relay", "streaming.alert_outbox_relay", _relay_status),
+            _stopper("alert-relay"), _relay_status),
     # `airflow standalone` stops its scheduler, webserver and triggerer on SIGINT only.
     Service("airflow", _airflow_start, _stopper("airflow", signal.SIGINT), _airflow_status,
             lambda s: f"http://127.0.0.1:{s.airflow_port}"),
