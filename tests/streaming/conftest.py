@@ -6,7 +6,7 @@ import os
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
@@ -15,6 +15,9 @@ from patternalarm.config import Settings
 from patternalarm.stack import kafka_broker
 from tests.streaming.job_process import DetectionJob
 from tests.support.databases import scratch_database
+
+if TYPE_CHECKING:
+    from tests.support.scoring_service import ScoringService
 
 # The broker belongs to the stack's var/ (its pid file lives there). Read it now, before any fixture
 # points PA_VAR_DIR at a test run's own folder.
@@ -49,6 +52,21 @@ def isolated_run(var_dir: Path) -> Iterator[Settings]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextmanager
+def scored_run(var_dir: Path) -> Iterator[tuple[Settings, "ScoringService", str]]:
+    """An isolated run with a real scoring service serving a test forest registered in MLflow under a
+    throw-away name, PA_SERVING_URL and PA_API_KEY pointing at it: (settings, service, model version)."""
+    from tests.support.scoring_service import TEST_API_KEY, mlflow_up, registered_model, scoring_service
+
+    mlflow_url = STACK_SETTINGS.resolved_mlflow_url()
+    if not mlflow_up(mlflow_url):
+        raise RuntimeError(f"MLflow at {mlflow_url} does not answer: `make up SERVICES=mlflow` first")
+    with isolated_run(var_dir) as settings, registered_model(mlflow_url) as (model_name, version):
+        with scoring_service(settings, mlflow_url, model_name, var_dir / "serving.log") as service:
+            os.environ.update(PA_SERVING_URL=service.url, PA_API_KEY=TEST_API_KEY)
+            yield config.load(), service, version
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -16,14 +15,13 @@ from typing import Any
 import psycopg2
 import pytest
 
-from patternalarm import config
 from patternalarm.config import Settings
 from patternalarm import history_features
 from patternalarm.features import FEATURE_NAMES
 from streaming import window_scorer
 from streaming.scoring_client import RetryPolicy, ScoringClient
-from tests.streaming.conftest import isolated_run
-from tests.support.scoring_service import TEST_API_KEY, free_port, mlflow_up, registered_model, scoring_service
+from tests.streaming.conftest import scored_run
+from tests.support.scoring_service import TEST_API_KEY, free_port
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -41,14 +39,8 @@ def record(actor: str, domain: str = "ecommerce", minute: int = 0, parties: list
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str, str]]:
     """A scratch database and topics, and a scoring service: (settings, service url, model version)."""
-    mlflow_url = config.load().resolved_mlflow_url()
-    if not mlflow_up(mlflow_url):
-        raise RuntimeError(f"MLflow at {mlflow_url} does not answer: `make up SERVICES=mlflow` first")
-    var_dir = tmp_path_factory.mktemp("scorer")
-    with isolated_run(var_dir) as settings, registered_model(mlflow_url) as (model_name, version):
-        with scoring_service(settings, mlflow_url, model_name, var_dir / "serving.log") as running:
-            os.environ.update(PA_SERVING_URL=running.url, PA_API_KEY=TEST_API_KEY)
-            yield config.load(), running.url, version
+    with scored_run(tmp_path_factory.mktemp("scorer")) as (settings, running, version):
+        yield settings, running.url, version
 
 
 @pytest.fixture

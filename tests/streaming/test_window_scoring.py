@@ -33,11 +33,10 @@ from patternalarm.config import Settings
 from patternalarm.events import format_timestamp
 from streaming import behaviours
 from streaming.kafka_io import EventProducer
-from tests.streaming.conftest import isolated_run
+from tests.streaming.conftest import scored_run
 from tests.streaming.job_process import DetectionJob
 from tests.streaming.pattern_harness import SIM_START
-from tests.support.scoring_service import (TEST_API_KEY, ScoringService, mlflow_up, registered_model,
-                                           scoring_service)
+from tests.support.scoring_service import ScoringService
 
 COOLDOWN_S = 3
 RESCORE_INTERVAL_S = 2
@@ -148,31 +147,27 @@ def wait_for_rescoring(settings: Settings, phase_index: int) -> PhaseResult:
 
 @pytest.fixture(scope="module")
 def phases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, PhaseResult | str]]:
-    mlflow_url = config.load().resolved_mlflow_url()
-    if not mlflow_up(mlflow_url):
-        raise RuntimeError(f"MLflow at {mlflow_url} does not answer: `make up SERVICES=mlflow` first")
     var_dir = tmp_path_factory.mktemp("scoring")
-    with isolated_run(var_dir) as settings, registered_model(mlflow_url) as (model_name, version):
-        with scoring_service(settings, mlflow_url, model_name, var_dir / "serving.log") as service:
-            os.environ.update(PA_IDLE_TIMEOUT_S="0", PA_SERVING_URL=service.url, PA_API_KEY=TEST_API_KEY,
-                              PA_SCORING_COOLDOWN_S=str(COOLDOWN_S), PA_SUSPICIOUS_THRESHOLD=str(THRESHOLD),
-                              PA_RESCORE_INTERVAL_S=str(RESCORE_INTERVAL_S))
-            settings = config.load()
-            job = DetectionJob(settings, var_dir / "job.log")
-            job.start(resume=False)
-            producer = EventProducer(settings)
-            try:
-                results: dict[str, PhaseResult | str] = {"version": version}
-                results["up"] = run_phase(producer, settings, job, 0, PHASES["up"], expect_scored=True)
-                service.stop()
-                results["outage"] = run_phase(producer, settings, job, 1, PHASES["outage"], expect_scored=False)
-                restart(service)
-                results["back"] = run_phase(producer, settings, job, 2, PHASES["back"], expect_scored=True)
-                results["rescored"] = wait_for_rescoring(settings, 1)
-                yield results
-            finally:
-                producer.close()
-                job.kill()
+    with scored_run(var_dir) as (settings, service, version):
+        # the job's settings on top of the scored run's
+        os.environ.update(PA_IDLE_TIMEOUT_S="0", PA_SCORING_COOLDOWN_S=str(COOLDOWN_S),
+                          PA_SUSPICIOUS_THRESHOLD=str(THRESHOLD), PA_RESCORE_INTERVAL_S=str(RESCORE_INTERVAL_S))
+        settings = config.load()
+        job = DetectionJob(settings, var_dir / "job.log")
+        job.start(resume=False)
+        producer = EventProducer(settings)
+        try:
+            results: dict[str, PhaseResult | str] = {"version": version}
+            results["up"] = run_phase(producer, settings, job, 0, PHASES["up"], expect_scored=True)
+            service.stop()
+            results["outage"] = run_phase(producer, settings, job, 1, PHASES["outage"], expect_scored=False)
+            restart(service)
+            results["back"] = run_phase(producer, settings, job, 2, PHASES["back"], expect_scored=True)
+            results["rescored"] = wait_for_rescoring(settings, 1)
+            yield results
+        finally:
+            producer.close()
+            job.kill()
 
 
 def restart(service: ScoringService) -> None:
