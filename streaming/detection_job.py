@@ -63,13 +63,18 @@ CREATE TABLE events_raw (
 )"""
 
 
-def kafka_sink_ddl(name: str, columns: str, topic: str, settings: Settings) -> str:
+def kafka_sink_ddl(name: str, columns: str, topic: str, settings: Settings, key_field: str | None = None) -> str:
+    """A JSON sink; with ``key_field``, that column (a STRING) is also the record key, so Kafka
+    partitions by it."""
+    formats = ("'format' = 'json'" if key_field is None else
+               f"'key.format' = 'raw', 'key.fields' = '{key_field}', 'value.format' = 'json', "
+               "'value.fields-include' = 'ALL', 'value.json.timestamp-format.standard' = 'ISO-8601'")
     return f"""
 CREATE TABLE {name} ({columns}) WITH (
   'connector' = 'kafka',
   'topic' = '{topic}',
   'properties.bootstrap.servers' = '{settings.kafka_bootstrap}',
-  'format' = 'json',
+  {formats},
   'sink.delivery-guarantee' = 'at-least-once'
 )"""
 
@@ -164,25 +169,13 @@ FROM ({union})"""
 
 
 def windows_sink_ddl(settings: Settings) -> str:
-    """The windows topic: one flat JSON object per actor window (key = actor_id), consumed by the
-    window scorer (streaming/window_scorer.py), which scores it and stores it in actor_windows.
-    Only JVM operators: the job never waits for the scoring service."""
+    """The windows topic: one flat JSON object per actor window (key = actor_id, ISO-8601 times),
+    consumed by the window scorer (streaming/window_scorer.py), which scores it and stores it in
+    actor_windows. Only JVM operators: the job never waits for the scoring service."""
     features = ", ".join(f"{f.name} DOUBLE" for f in FEATURES)
-    return f"""
-CREATE TABLE windows_topic (
-  actor_id STRING, domain STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3), event_count BIGINT,
-  {features}, counterparties ARRAY<STRING>
-) WITH (
-  'connector' = 'kafka',
-  'topic' = '{settings.topic_windows}',
-  'properties.bootstrap.servers' = '{settings.kafka_bootstrap}',
-  'key.format' = 'raw',
-  'key.fields' = 'actor_id',
-  'value.format' = 'json',
-  'value.fields-include' = 'ALL',
-  'value.json.timestamp-format.standard' = 'ISO-8601',
-  'sink.delivery-guarantee' = 'at-least-once'
-)"""
+    columns = (f"actor_id STRING, domain STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3), "
+               f"event_count BIGINT, {features}, counterparties ARRAY<STRING>")
+    return kafka_sink_ddl("windows_topic", columns, settings.topic_windows, settings, key_field="actor_id")
 
 
 def actor_windows_query() -> str:
