@@ -49,8 +49,8 @@ def up(names: list[str]) -> int:
 def down(names: list[str]) -> int:
     settings = config.load()
     for service in reversed(services.by_name(names)):
-        service.stop(settings)
-        print(f"  stopped {service.name}")
+        instead = service.stop(settings)
+        print(f"  {service.name}: {instead}" if instead else f"  stopped {service.name}")
     return 0
 
 

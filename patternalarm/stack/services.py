@@ -43,7 +43,7 @@ def component_env(settings: Settings) -> dict[str, str]:
 class Service:
     name: str
     start: Callable[[Settings], None]
-    stop: Callable[[Settings], None]
+    stop: Callable[[Settings], str | None]  # None: stopped; else what happened instead
     status: Callable[[Settings], tuple[bool, str]]
     url: Callable[[Settings], str] | None = None
     # start() is cheap and idempotent and does more than start (migrations, topics): run it always
@@ -57,10 +57,12 @@ def _pg_start(settings: Settings) -> None:
     postgres.migrate(settings)
 
 
-def _pg_stop(settings: Settings) -> None:
+def _pg_stop(settings: Settings) -> str | None:
     """The machine's cluster is shared with other work; `make down` leaves it running unless asked."""
     if os.environ.get("PA_STOP_POSTGRES") == "1":
         postgres.stop(settings)
+        return None
+    return "left running (the machine's shared cluster; PA_STOP_POSTGRES=1 stops it too)"
 
 
 # --- MLflow -------------------------------------------------------------------------------------
