@@ -99,12 +99,15 @@ def _timestamp(value: Any, field_name: str) -> datetime:
 
 
 def _feature(data: dict[str, Any], name: str) -> float | None:
+    """A feature's number; None when absent or not finite (a bare NaN in the JSON): the window is
+    then stored with null there and left unscored, instead of failing the batch's insert (jsonb has
+    no NaN)."""
     value = data.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MalformedWindow(f"feature {name} is {value!r}, not a number")
-    return float(value)
+    return float(value) if math.isfinite(value) else None
 
 
 def parse_window(value: bytes | None) -> Window:

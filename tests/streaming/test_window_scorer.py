@@ -207,6 +207,21 @@ def test_parse_window_names_what_is_wrong(value: bytes, reason: str) -> None:
         window_scorer.parse_window(value)
 
 
+def test_a_non_finite_feature_is_stored_as_null_and_the_window_left_unscored(topic: Settings) -> None:
+    """A bare NaN in the record (jsonb has none): the batch is stored, that window unscored."""
+    odd, fine = new_actors(2)
+    produce(topic, [json.dumps(record(odd)).replace('"amount_std": 1.0', '"amount_std": NaN').encode(),
+                    record(fine)])
+    scorer = window_scorer.WindowScorer(topic)
+    try:
+        assert drain(scorer, 2) == 2
+    finally:
+        scorer.close()
+    stored = rows(topic, [odd, fine])
+    assert stored[(odd, 0)][1] == "unscored" and stored[(odd, 0)][6]["amount_std"] is None
+    assert stored[(fine, 0)][1] == "scored"
+
+
 def test_parse_window_reads_what_the_job_writes() -> None:
     window = window_scorer.parse_window(json.dumps(record("a-1", parties=["b", "a", None])).encode())
     assert (window.actor_id, window.window_start, window.window_end - window.window_start) == (
