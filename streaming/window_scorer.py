@@ -286,20 +286,41 @@ class WindowScorer:
         messages = self.consumer.consume(num_messages=max(1, self.settings.scoring_batch_size),
                                          timeout=max(0.001, self.settings.scoring_max_wait_ms / 1000.0))
         windows: list[Window] = []
+        sources: dict[tuple[str, datetime], Any] = {}  # window -> its message, for a dead letter
         for message in messages:
             if message.error():
                 log.warning("consumer error: %s", message.error())
                 continue
             try:
-                windows.append(parse_window(message.value()))
+                window = parse_window(message.value())
             except MalformedWindow as exc:
                 self._dead_letter(message, str(exc))
+                continue
+            windows.append(window)
+            sources[window.key] = message
         if windows:
-            self._score_and_store(latest_per_key(windows))
+            self._store_or_isolate(latest_per_key(windows), sources)
         if messages:
             self.dead_letters.flush(30)  # dead letters are on the broker before their offsets commit
             self.consumer.commit(asynchronous=False)
         return len(windows)
+
+    def _store_or_isolate(self, windows: Sequence[Window], sources: dict[tuple[str, datetime], Any]) -> None:
+        """Store the batch; if the database refuses its content (not a connection problem: those
+        are retried), store the windows one by one and send the refused one to the dead letters
+        with the database's reason, so one bad window neither blocks the topic nor loses the rest."""
+        import psycopg2
+
+        refused = (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.ProgrammingError,
+                   psycopg2.InternalError, psycopg2.NotSupportedError, ValueError)
+        try:
+            self._score_and_store(windows)
+        except refused as exc:
+            if len(windows) > 1:
+                for window in windows:
+                    self._store_or_isolate([window], sources)
+            else:
+                self._dead_letter(sources[windows[0].key], f"database refused it: {str(exc).strip()[:300]}")
 
     def _score_and_store(self, windows: Sequence[Window]) -> None:
         def work(cur: Any) -> None:

@@ -222,6 +222,35 @@ def test_a_non_finite_feature_is_stored_as_null_and_the_window_left_unscored(top
     assert stored[(fine, 0)][1] == "scored"
 
 
+def test_a_window_the_database_refuses_goes_to_dead_letters_and_the_rest_is_stored(topic: Settings) -> None:
+    """A NUL character in the actor id: valid JSON, refused by PostgreSQL text. Not retried forever
+    (it would block the topic), not dropped silently: a dead letter with the database's reason."""
+    from confluent_kafka import Consumer
+
+    [fine] = new_actors(1)
+    poison = f"{fine}-nul\u0000"
+    produce(topic, [record(poison), record(fine)])
+    scorer = window_scorer.WindowScorer(topic)
+    try:
+        assert drain(scorer, 2) == 2
+    finally:
+        scorer.close()
+    assert list(rows(topic, [fine])) == [(fine, 0)]
+    consumer = Consumer({"bootstrap.servers": topic.kafka_bootstrap, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic.topic_dead_letter])
+    reasons: list[str] = []
+    try:
+        for _ in range(60):
+            message = consumer.poll(0.5)
+            if message is not None and not message.error() and f"{fine}-nul" in json.loads(message.value())["payload"]:
+                reasons.append(json.loads(message.value())["reason"])
+                break
+    finally:
+        consumer.close()
+    assert len(reasons) == 1 and reasons[0].startswith("window: database refused it:"), reasons
+
+
 def test_parse_window_reads_what_the_job_writes() -> None:
     window = window_scorer.parse_window(json.dumps(record("a-1", parties=["b", "a", None])).encode())
     assert (window.actor_id, window.window_start, window.window_end - window.window_start) == (
