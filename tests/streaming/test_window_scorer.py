@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -122,9 +122,30 @@ def test_replayed_windows_rewrite_their_row(topic: Settings) -> None:
     assert stored[(actor, 0)][5] == 31.0 and stored[(actor, 0)][1] == "scored"
 
 
-def test_malformed_records_go_to_dead_letters_and_the_batch_goes_on(topic: Settings) -> None:
+def dead_letter_reasons(settings: Settings, wanted: Callable[[str], bool], expected: int) -> list[str]:
+    """Reasons of the dead letters whose payload ``wanted`` accepts, once ``expected`` were read
+    (or after ~30 s of polling: the assertion then shows what came)."""
     from confluent_kafka import Consumer
 
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([settings.topic_dead_letter])
+    reasons: list[str] = []
+    try:
+        for _ in range(60):
+            message = consumer.poll(0.5)
+            if message is not None and not message.error():
+                letter = json.loads(message.value())
+                if wanted(letter["payload"]):
+                    reasons.append(letter["reason"])
+            if len(reasons) >= expected:
+                break
+    finally:
+        consumer.close()
+    return reasons
+
+
+def test_malformed_records_go_to_dead_letters_and_the_batch_goes_on(topic: Settings) -> None:
     [actor] = new_actors(1)
     bad = record(actor, minute=5)
     del bad["txn_count"]
@@ -135,21 +156,7 @@ def test_malformed_records_go_to_dead_letters_and_the_batch_goes_on(topic: Setti
     finally:
         scorer.close()
     assert list(rows(topic, [actor])) == [(actor, 0)]
-    consumer = Consumer({"bootstrap.servers": topic.kafka_bootstrap, "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic.topic_dead_letter])
-    reasons: list[str] = []
-    try:
-        for _ in range(60):
-            message = consumer.poll(0.5)
-            if message is not None and not message.error():
-                letter = json.loads(message.value())
-                if actor in letter["payload"] or letter["payload"] == "{not json":
-                    reasons.append(letter["reason"])
-            if len(reasons) == 2:
-                break
-    finally:
-        consumer.close()
+    reasons = dead_letter_reasons(topic, lambda payload: actor in payload or payload == "{not json", 2)
     assert sorted(reasons) == ["window: missing fields ['txn_count']", "window: not JSON: "
                                "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"]
 
@@ -225,8 +232,6 @@ def test_a_non_finite_feature_is_stored_as_null_and_the_window_left_unscored(top
 def test_a_window_the_database_refuses_goes_to_dead_letters_and_the_rest_is_stored(topic: Settings) -> None:
     """A NUL character in the actor id: valid JSON, refused by PostgreSQL text. Not retried forever
     (it would block the topic), not dropped silently: a dead letter with the database's reason."""
-    from confluent_kafka import Consumer
-
     [fine] = new_actors(1)
     poison = f"{fine}-nul\u0000"
     produce(topic, [record(poison), record(fine)])
@@ -236,18 +241,7 @@ def test_a_window_the_database_refuses_goes_to_dead_letters_and_the_rest_is_stor
     finally:
         scorer.close()
     assert list(rows(topic, [fine])) == [(fine, 0)]
-    consumer = Consumer({"bootstrap.servers": topic.kafka_bootstrap, "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic.topic_dead_letter])
-    reasons: list[str] = []
-    try:
-        for _ in range(60):
-            message = consumer.poll(0.5)
-            if message is not None and not message.error() and f"{fine}-nul" in json.loads(message.value())["payload"]:
-                reasons.append(json.loads(message.value())["reason"])
-                break
-    finally:
-        consumer.close()
+    reasons = dead_letter_reasons(topic, lambda payload: f"{fine}-nul" in payload, 1)
     assert len(reasons) == 1 and reasons[0].startswith("window: database refused it:"), reasons
 
 
