@@ -129,10 +129,14 @@ class Settings:
     airflow_port: int = _setting("PA_AIRFLOW_PORT", 8080, "Port of the Airflow webserver")
 
     # Flink
-    flink_parallelism: int = _setting("PA_FLINK_PARALLELISM", 2, "Parallelism of the detection job")
+    flink_parallelism: int = _setting("PA_FLINK_PARALLELISM", 1,
+                                      "Parallelism of the detection job (1 drains 1.5x faster than 2 on two "
+                                      "cores: docs/performance.md)")
     flink_rest_port: int = _setting("PA_FLINK_REST_PORT", 8081,
                                     "Flink web UI / REST port of the detection job (0: any free port)")
-    flink_heap: str = _setting("PA_FLINK_HEAP", "1g", "Maximum heap of the detection job's JVM")
+    flink_heap: str = _setting("PA_FLINK_HEAP", "2g",
+                               "Maximum heap of the detection job's JVM (its keyed state lives there; at 1g "
+                               "a third of its CPU went to garbage collection)")
     flink_checkpoint_ms: int = _setting("PA_FLINK_CHECKPOINT_MS", 5000, "Checkpoint interval")
     watermark_delay_ms: int = _setting("PA_WATERMARK_DELAY_MS", 500,
                                        "Allowed event-time disorder within a Kafka partition; every pattern "

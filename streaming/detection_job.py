@@ -197,6 +197,7 @@ def build_pipeline(t_env: "TableEnvironment", settings: Settings) -> "StatementS
     """Declare sources, views and sinks; return the statement set that runs them as one job (with the
     IoT DataStream branch: run it with :func:`submit`, not StatementSet.execute, which would leave
     that branch out)."""
+    patterns.check_state_ttl(settings.state_ttl_days)
     create_tables(t_env, settings)
     t_env.execute_sql(f"CREATE TEMPORARY VIEW all_alerts AS {alerts_query()}")
     statements = t_env.create_statement_set()

@@ -97,3 +97,25 @@ def render(pattern: str) -> str:
 
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     return _PLACEHOLDER.sub(fill, body)
+
+
+# Look-backs that live in keyed OVER state, which the state TTL (PA_STATE_TTL_DAYS) clears after that
+# many days of a key's silence: pattern -> (threshold, days per unit of it).
+STATE_HORIZONS = {"friendly_fraud": ("quiet_days", 1.0), "promo_abuse": ("within_hours", 1 / 24)}
+
+
+def check_state_ttl(ttl_days: int) -> None:
+    """Refuse a TTL shorter than a look-back: the job would forget a purchase the rule must still
+    see, and call an active actor quiet (friendly_fraud) or a repeat order new (promo_abuse)."""
+    if ttl_days <= 0:  # 0: state kept forever
+        return
+    for pattern in enabled():
+        if pattern not in STATE_HORIZONS:
+            continue
+        name, days_per_unit = STATE_HORIZONS[pattern]
+        horizon = float(thresholds(pattern)[name]) * days_per_unit  # type: ignore[arg-type]
+        if horizon > ttl_days:
+            raise ValueError(f"PA_STATE_TTL_DAYS={ttl_days} is shorter than {pattern}'s look-back "
+                             f"({name} = {thresholds(pattern)[name]}, {horizon:g} days): raise "
+                             f"PA_STATE_TTL_DAYS to at least {horizon:g} or lower "
+                             f"PA_RULE_{pattern.upper()}_{name.upper()}")

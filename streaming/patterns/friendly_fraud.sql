@@ -5,15 +5,17 @@
 -- track record, to be disputed later as "not received" or "not me". The rest of the burst is not a
 -- new alert (those purchases have a recent purchase before them).
 -- Why an OVER window, then MATCH_RECOGNIZE: "no purchase in the previous 30 days" looks back before
--- the burst, where a pattern cannot see (its first row has no predecessor in the match), so a
--- time-bounded OVER window counts the actor's purchases of the last {{quiet_days}} days (1 means only
--- the current one). The burst is then a sequence of the actor's big electronics purchases, which CEP
--- states directly; it reads only those, so the actor's other purchases in between do not break it.
--- State: the OVER window (RANGE BETWEEN INTERVAL '{{quiet_days}}' DAY PRECEDING) keeps an actor's
--- purchases of the last {{quiet_days}} days (only the few columns used here) and Flink clears the
--- actor's key entirely 1.5 x {{quiet_days}} days after its last purchase: naturally bounded, no TTL.
--- CEP buffers only big electronics purchases and WITHIN drops a partial match after
--- {{within_minutes}} minutes.
+-- the burst, where a pattern cannot see (its first row has no predecessor in the match), so an OVER
+-- window hands each purchase the time of the actor's previous one (LAG); none, or one more than
+-- {{quiet_days}} days earlier, means the actor was quiet. The burst is then a sequence of the actor's
+-- big electronics purchases, which CEP states directly; it reads only those, so the actor's other
+-- purchases in between do not break it.
+-- State: the OVER window keeps one timestamp per actor (LAG's accumulator), cleared by the state TTL
+-- (PA_STATE_TTL_DAYS, which must be at least {{quiet_days}}: an actor forgotten after TTL days of
+-- silence then counts as quiet, which it was). A RANGE window over {{quiet_days}} days, which this
+-- replaces, kept every purchase of the last 30 days: millions of rows on the heap at CRISIS and a
+-- third of the job's garbage-collection time (profiled). CEP buffers only big electronics purchases
+-- and WITHIN drops a partial match after {{within_minutes}} minutes.
 -- Severity HIGH: over $1,000 of resellable goods shipped to an account with no history, and the
 -- loss lands weeks later as a chargeback the merchant usually loses.
 -- Partition key: actor_id (the customer).
@@ -36,8 +38,7 @@ SELECT
 FROM (
   SELECT * FROM (
     SELECT actor_id, transaction_id, amount, cart_has_electronics, event_time,
-      COUNT(*) OVER (PARTITION BY actor_id ORDER BY event_time
-                     RANGE BETWEEN INTERVAL '{{quiet_days}}' DAY PRECEDING AND CURRENT ROW) AS recent_purchases
+      LAG(event_time) OVER (PARTITION BY actor_id ORDER BY event_time) AS previous_purchase
     FROM events WHERE domain = 'ecommerce'
   )
   WHERE amount > {{min_amount}} AND cart_has_electronics
@@ -56,5 +57,7 @@ MATCH_RECOGNIZE (
   AFTER MATCH SKIP PAST LAST ROW
   PATTERN (P{{{min_purchases}}}) WITHIN INTERVAL '{{within_minutes}}' MINUTE(4)
   DEFINE
-    P AS P.amount > {{min_amount}} AND P.cart_has_electronics AND FIRST(P.recent_purchases) = 1
+    P AS P.amount > {{min_amount}} AND P.cart_has_electronics 
+         AND (FIRST(P.previous_purchase) IS NULL
+              OR FIRST(P.previous_purchase) < TIMESTAMPADD(DAY, -{{quiet_days}}, FIRST(P.event_time)))
 )

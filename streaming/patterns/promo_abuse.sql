@@ -7,17 +7,18 @@
 -- least 4 users" is the one threshold min_users. A household of up to {{min_users}} - 1 people never
 -- fires.
 -- Why an OVER window, then MATCH_RECOGNIZE: "distinct users" needs per-user memory that a pattern
--- cannot express, so a time-bounded OVER window per (address, user) keeps only each user's first
--- order to the address in any {{within_hours}} h (a user's repeat orders there drop out); within any
--- {{within_hours}} h the remaining orders then come from distinct users. The run of those orders per
--- address is a sequence, which CEP states directly with the orders themselves as evidence, and it
--- fires once, when the last user arrives (a window TVF would wait for the window's end, up to a day).
+-- cannot express, so an OVER window per (address, user) hands each order the time of that user's
+-- previous order to the address (LAG) and only a user's first order there in any {{within_hours}} h
+-- goes on (a user's repeat orders there drop out); within any {{within_hours}} h the remaining orders
+-- then come from distinct users. The run of those orders per address is a sequence, which CEP states
+-- directly with the orders themselves as evidence, and it fires once, when the last user arrives (a
+-- window TVF would wait for the window's end, up to a day).
 -- (A user whose repeat order falls inside the window while their first fell out is not counted
 -- again: the rule can only be late on such mixed bursts, never early.)
--- State: the OVER window (RANGE BETWEEN INTERVAL '{{within_hours}}' HOUR PRECEDING) keeps a user's
--- orders to an address of the last {{within_hours}} h and Flink clears that key 1.5 x
--- {{within_hours}} h after its last order: naturally bounded, no TTL. CEP buffers first orders per
--- address and WITHIN drops a partial match after {{within_hours}} h.
+-- State: the OVER window keeps one timestamp per (address, user), cleared by the state TTL
+-- (PA_STATE_TTL_DAYS). The RANGE window over {{within_hours}} h it replaces kept every order of the
+-- last day on the heap. CEP buffers first orders per address and WITHIN drops a partial match after
+-- {{within_hours}} h.
 -- Severity MEDIUM: the loss per order is a discount, not the goods; it adds up, but it is policy
 -- abuse rather than theft from a customer.
 -- Partition key: the normalized shipping address (street|zip).
@@ -39,8 +40,7 @@ SELECT
 FROM (
   SELECT * FROM (
     SELECT address_key, user_id, transaction_id, amount, event_time,
-      COUNT(*) OVER (PARTITION BY address_key, user_id ORDER BY event_time
-                     RANGE BETWEEN INTERVAL '{{within_hours}}' HOUR PRECEDING AND CURRENT ROW) AS user_orders
+      LAG(event_time) OVER (PARTITION BY address_key, user_id ORDER BY event_time) AS previous_order
     FROM (
       SELECT user_id, transaction_id, amount, event_time,
         CONCAT(LOWER(TRIM(REGEXP_REPLACE(shipping_street, '\s+', ' '))), '|',
@@ -50,7 +50,7 @@ FROM (
         AND shipping_street IS NOT NULL AND shipping_zip IS NOT NULL
     )
   )
-  WHERE user_orders = 1
+  WHERE previous_order IS NULL OR previous_order < TIMESTAMPADD(HOUR, -{{within_hours}}, event_time)
 )
 MATCH_RECOGNIZE (
   PARTITION BY address_key
@@ -65,5 +65,5 @@ MATCH_RECOGNIZE (
   AFTER MATCH SKIP PAST LAST ROW
   PATTERN (U{{{min_users}}}) WITHIN INTERVAL '{{within_hours}}' HOUR(4)
   DEFINE
-    U AS U.user_orders = 1
+    U AS U.user_id IS NOT NULL
 )
