@@ -12,8 +12,9 @@ What it does, so the number means one thing:
      Flink REST API once a second until all N events were read;
   4. prints the sustained rate (the slope between 10 % and 90 % of the events, which leaves out the
      JIT warm-up and the tail), the job's CPU time per event over the same stretch (the number to
-     compare on a machine that also runs other work), the machine (nproc, CPU model, load) and the
-     job's peak RSS.
+     compare on a machine that also runs other work), where the JVM's CPU went in that stretch (by
+     operator chain, GC and JIT: streaming/thread_profile.py), the machine (nproc, CPU model, load)
+     and the job's peak RSS.
 
 Backpressure makes the source's rate the pipeline's rate: a slow operator anywhere slows the read.
 """
@@ -38,6 +39,7 @@ from typing import Any
 from patternalarm import config
 from patternalarm.events import encode
 from patternalarm.stack import kafka_broker
+from streaming import thread_profile
 from streaming.generator import EventStream
 
 SOURCE_PREFIX = "Source__events_raw"
@@ -218,11 +220,15 @@ def measure(settings: config.Settings, job: Any, total: int, timeout_s: float) -
     jid, vid, metric = source_metric(port)
     samples: list[Sample] = []
     peak_py = peak_jvm = 0.0
+    jvm = thread_profile.jvm_pid(job.proc.pid)
+    threads: list[dict[str, float]] = []  # per-thread CPU when 10 % and 90 % of the events were read
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         samples.append((time.monotonic(), records_read(port, jid, vid, metric), group_cpu_s(job.proc.pid)))
-        py, jvm = group_rss_mb(job.proc.pid)
-        peak_py, peak_jvm = max(peak_py, py), max(peak_jvm, jvm)
+        py, jvm_rss = group_rss_mb(job.proc.pid)
+        peak_py, peak_jvm = max(peak_py, py), max(peak_jvm, jvm_rss)
+        if jvm and len(threads) < 2 and samples[-1][1] >= (0.1, 0.9)[len(threads)] * total:
+            threads.append(thread_profile.thread_cpu_ms(jvm))
         if samples[-1][1] >= total:
             break
         time.sleep(0.5)
@@ -244,6 +250,8 @@ def measure(settings: config.Settings, job: Any, total: int, timeout_s: float) -
         "job_cpu_ms_per_1000_events": round(cpu_ms_per_1000, 1),
         "cpu_bound_events_per_min_on_all_cores": round(60 * cores * 1e6 / cpu_ms_per_1000) if cpu_ms_per_1000 else 0,
         "peak_rss_mb": {"python": round(peak_py), "jvm": round(peak_jvm)},
+        # the same stretch by operator chain, garbage collector and JIT (streaming/thread_profile.py)
+        "jvm_cpu_by_threads": thread_profile.shares(*threads) if len(threads) == 2 else None,
         "loadavg_1m_at_end": os.getloadavg()[0],
     }
 

@@ -2,6 +2,8 @@
 
     PYTHONPATH=. $(python3 scripts/envs.py python streaming) streaming/bench_latency.py \
         [--modes NORMAL,PEAK,CRISIS] [--seconds 60]
+    ... streaming/bench_latency.py --modes 1000000 --pregenerated   # a rate in events/min; events made
+                                                                    # before each phase, published on schedule
 
 Complements streaming/bench_job.py (how fast the job drains a backlog: the highest rate it sustains)
 with what a user sees at a given rate: the generator produces live at each mode's rate (token bucket,
@@ -34,11 +36,12 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from patternalarm import config
+from patternalarm.events import encode
 from patternalarm.stack import postgres
 from streaming import generator
 from streaming.bench_job import bench_environment, machine
@@ -148,17 +151,57 @@ def window_scoring(settings: config.Settings, start: datetime, end: datetime) ->
          WHERE window_end > '{start.isoformat()}' AND window_end <= '{end.isoformat()}'""", "windows")
 
 
+GENERATED_PER_S = 25_000  # what the generator makes offline here, encoding included (measured ~30-58k/s)
+
+
+def pregenerate(settings: config.Settings, stream: generator.EventStream, rate_per_min: float,
+                seconds: float) -> tuple[datetime, list[tuple[bytes, bytes]]]:
+    """The phase's events made before it starts, stamped from a start time far enough ahead that the
+    making ends first. Publishing them then costs a produce call per event: at rates past what one
+    Python generator makes live beside the stack on two cores, the load source would otherwise take
+    the CPU from the stack it measures (a real load source runs elsewhere)."""
+    lead_s = 5.0 + rate_per_min * seconds / 60 / GENERATED_PER_S
+    start = datetime.now(timezone.utc) + timedelta(seconds=lead_s)
+    records: list[tuple[bytes, bytes]] = []  # (key, value) as EventProducer.send makes them
+    step = timedelta(seconds=60.0 / rate_per_min)
+    for i in range(round(rate_per_min * seconds / 60)):  # cut at the phase's end, as live production is
+        event, _truth = stream.next_event(start + i * step)
+        records.append((str(event["actor_id"]).encode(), encode(event)))
+    if datetime.now(timezone.utc) > start:
+        raise RuntimeError(f"making {len(records)} events took longer than the {lead_s:.0f} s lead: "
+                           "lower GENERATED_PER_S in streaming/bench_latency.py")
+    return start, records
+
+
+def publish_on_schedule(producer: Any, records: list[tuple[bytes, bytes]], start: datetime,
+                        rate_per_min: float) -> None:
+    """Record i goes out at start + i / rate (event time = wall time, as live)."""
+    step = 60.0 / rate_per_min
+    t0 = time.monotonic() + (start - datetime.now(timezone.utc)).total_seconds()
+    for i, (key, value) in enumerate(records):
+        ahead = t0 + i * step - time.monotonic()
+        if ahead > 0.002:
+            time.sleep(ahead)
+        producer.send_raw(key, value)
+
+
 def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, pace: float,
-              drain_s: float, finish_within_s: float = 30.0) -> dict[str, Any]:
+              drain_s: float, finish_within_s: float = 30.0, pregenerated: bool = False) -> dict[str, Any]:
     from streaming.kafka_io import EventProducer
 
     producer = EventProducer(settings)
-    stream = generator.EventStream(seed, settings.fraud_rate, f"bench-{mode}", pace=pace,
-                                   rate_per_min=generator.rate_function(mode)(0))
-    start = datetime.now(timezone.utc)
-    base = processed(settings, start)
-    stats = generator.run(stream, producer.send, lambda truth: None, mode, seconds, tail_s=0.0,
-                          finish_within_s=finish_within_s)
+    rate = generator.rate_function(mode)(0)
+    stream = generator.EventStream(seed, settings.fraud_rate, f"bench-{mode}", pace=pace, rate_per_min=rate)
+    if pregenerated:
+        start, records = pregenerate(settings, stream, rate, seconds)
+        base = processed(settings, start)
+        publish_on_schedule(producer, records, start, rate)
+        stats = generator.RunStats(target_per_min=rate, produced=len(records))
+    else:
+        start = datetime.now(timezone.utc)
+        base = processed(settings, start)
+        stats = generator.run(stream, producer.send, lambda truth: None, mode, seconds, tail_s=0.0,
+                              finish_within_s=finish_within_s)
     stats.errors = producer.failed + producer.close()
     end = datetime.now(timezone.utc)
     ended = time.monotonic()
@@ -186,6 +229,9 @@ def main() -> None:
     parser.add_argument("--pace", type=float, default=0.25, help="attack pace (generator --pace)")
     parser.add_argument("--drain-s", type=float, default=120.0, help="longest wait for the job to catch up")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--pregenerated", action="store_true",
+                        help="make each phase's events before it and only publish them on schedule (for rates "
+                             "past what the generator makes live beside the stack)")
     args = parser.parse_args()
 
     from tests.streaming.job_process import DetectionJob
@@ -199,7 +245,8 @@ def main() -> None:
                 memory = MemoryPeak(job.proc.pid)
                 sampler = threading.Thread(target=memory.sample_until_stopped, daemon=True)
                 sampler.start()
-                phase = run_phase(settings, mode, args.seconds, args.seed + i, args.pace, args.drain_s)
+                phase = run_phase(settings, mode, args.seconds, args.seed + i, args.pace, args.drain_s,
+                                  pregenerated=args.pregenerated)
                 memory.stop.set()
                 sampler.join()
                 phase["peak_pss_mb"] = {k: round(v) for k, v in sorted(memory.peak.items())}
