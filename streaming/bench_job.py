@@ -27,7 +27,9 @@ from contextlib import contextmanager
 import json
 import os
 import platform
+import signal
 import socket
+import sys
 import tempfile
 import time
 import urllib.request
@@ -265,6 +267,8 @@ def main() -> None:
     parser.add_argument("--without-scorer", action="store_true",
                         help="the job alone: its windows wait on the topic instead of being scored meanwhile")
     parser.add_argument("--timeout-s", type=float, default=1800.0, help="stop measuring after this long")
+    # a stopped bench (timeout, kill) still stops its job and scorer: they run in sessions of their own
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(json.dumps(run(parser.parse_args()), indent=2))
 
 

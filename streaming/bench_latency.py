@@ -33,6 +33,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -232,6 +234,8 @@ def main() -> None:
     parser.add_argument("--pregenerated", action="store_true",
                         help="make each phase's events before it and only publish them on schedule (for rates "
                              "past what the generator makes live beside the stack)")
+    # a stopped bench (timeout, kill) still stops its job and scorer: they run in sessions of their own
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parser.parse_args()
 
     from tests.streaming.job_process import DetectionJob

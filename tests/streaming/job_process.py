@@ -42,9 +42,11 @@ class DetectionJob:
             if b"detection job " in text and b" running" in text:
                 return
             if self.proc.poll() is not None:
+                self.kill_scorer()  # it runs in its own session: nothing else would stop it
                 raise RuntimeError(f"detection job exited ({self.proc.returncode}); log: {self.log}\n"
                                    + text.decode(errors="replace")[-3000:])
             time.sleep(0.5)
+        self.kill()
         raise RuntimeError(f"detection job not running after {timeout_s}s; log: {self.log}")
 
     def start_scorer(self) -> None:
