@@ -108,6 +108,11 @@ class Settings:
     scorer_nice: int = _setting("PA_SCORER_NICE", 10,
                                 "The window scorer lowers its CPU priority by this much (0-19): where the job "
                                 "and the scorer share cores, alerts go first and scores follow")
+    scorer_db_nice: int = _setting("PA_SCORER_DB_NICE", 0,
+                                   "Niceness for the scorer's PostgreSQL backend (0-19, a database on this host "
+                                   "only). Off by default: at a live 1 M events/min 10 kept rule alerts at p50 "
+                                   "1.7 s instead of 7.9 s, but at CRISIS the alerts' p99 rose above 1 s "
+                                   "(docs/performance.md)")
     rescore_max_age_h: float = _setting("PA_RESCORE_MAX_AGE_H", 24.0,
                                         "Windows stored unscored longer ago than this are not retried: their "
                                         "alerts have long been triaged")

@@ -234,6 +234,8 @@ def main() -> None:
     parser.add_argument("--pregenerated", action="store_true",
                         help="make each phase's events before it and only publish them on schedule (for rates "
                              "past what the generator makes live beside the stack)")
+    parser.add_argument("--without-scorer", action="store_true",
+                        help="the event -> incident path alone: windows wait on their topic, unscored")
     # a stopped bench (timeout, kill) still stops its job and scorer: they run in sessions of their own
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parser.parse_args()
@@ -242,7 +244,7 @@ def main() -> None:
 
     report: dict[str, Any] = {"machine": machine(), "phases": []}
     with bench_environment("pa-bench-latency-") as (settings, var_dir):
-        job = DetectionJob(settings, var_dir / "job.log")
+        job = DetectionJob(settings, var_dir / "job.log", with_scorer=not args.without_scorer)
         job.start(resume=False)
         try:
             for i, mode in enumerate(args.modes.split(",")):

@@ -285,3 +285,28 @@ def test_windows_without_history_lookup_are_scored_as_first_seen(topic: Settings
         scorer.close()
     stored = rows(topic, [actor])
     assert set(stored[(actor, 2)][6]) == set(FEATURE_NAMES) and stored[(actor, 2)][1] == "scored"
+
+
+def backend_nice(pid: int) -> int:
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[16])
+
+
+def test_the_scorers_database_backend_can_be_niced(topic: Settings) -> None:
+    """Its queries and upserts run in PostgreSQL's backend, which PA_SCORER_DB_NICE renices (off by default)."""
+    conn = psycopg2.connect(topic.db_url())
+    try:
+        pid = window_scorer.lower_backend_priority(conn, dataclasses.replace(topic, scorer_db_nice=7))
+        assert pid is not None and backend_nice(pid) == 7
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM actor_windows")  # the connection is still usable
+            assert cur.fetchone() is not None
+    finally:
+        conn.close()
+    other = psycopg2.connect(topic.db_url())
+    try:
+        assert window_scorer.lower_backend_priority(other, dataclasses.replace(topic, scorer_db_nice=0)) is None
+        with other.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            assert backend_nice(cur.fetchone()[0]) == 0
+    finally:
+        other.close()
