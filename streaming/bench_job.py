@@ -121,16 +121,6 @@ def records_read(port: int, jid: str, vid: str, metric: str) -> int:
     return int(float(got[0]["sum"])) if got else 0
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            found += [int(c) for c in (task / "children").read_text().split()]
-    except OSError:
-        pass
-    return found
-
-
 def _rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -143,7 +133,7 @@ def _rss_mb(pid: int) -> float:
 
 def group_rss_mb(pid: int) -> tuple[float, float]:
     """(Python RSS, JVM and other children RSS) of the job process in MB."""
-    return _rss_mb(pid), sum(_rss_mb(c) for c in _children(pid))
+    return _rss_mb(pid), sum(_rss_mb(c) for c in thread_profile.children(pid))
 
 
 def group_cpu_s(pid: int) -> float:
@@ -151,7 +141,7 @@ def group_cpu_s(pid: int) -> float:
 
     Unlike events/s, CPU per event does not depend on what else the machine is running."""
     total = 0.0
-    for p in (pid, *_children(pid)):
+    for p in (pid, *thread_profile.children(pid)):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -156,7 +156,7 @@ def window_scoring(settings: config.Settings, start: datetime, end: datetime) ->
 GENERATED_PER_S = 25_000  # what the generator makes offline here, encoding included (measured ~30-58k/s)
 
 
-def pregenerate(settings: config.Settings, stream: generator.EventStream, rate_per_min: float,
+def pregenerate(stream: generator.EventStream, rate_per_min: float,
                 seconds: float) -> tuple[datetime, list[tuple[bytes, bytes]]]:
     """The phase's events made before it starts, stamped from a start time far enough ahead that the
     making ends first. Publishing them then costs a produce call per event: at rates past what one
@@ -195,7 +195,7 @@ def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, p
     rate = generator.rate_function(mode)(0)
     stream = generator.EventStream(seed, settings.fraud_rate, f"bench-{mode}", pace=pace, rate_per_min=rate)
     if pregenerated:
-        start, records = pregenerate(settings, stream, rate, seconds)
+        start, records = pregenerate(stream, rate, seconds)
         base = processed(settings, start)
         publish_on_schedule(producer, records, start, rate)
         stats = generator.RunStats(target_per_min=rate, produced=len(records))

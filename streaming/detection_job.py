@@ -79,7 +79,6 @@ CREATE TABLE {name} ({columns}) WITH (
 )"""
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # How often the sources emit watermarks and the JDBC sinks flush: each adds up to this much to the
 # event->alert latency on top of the watermark delay (Flink's defaults, 200 ms each, cost 0.4 s).
 WATERMARK_INTERVAL_MS = 50
@@ -90,7 +89,7 @@ def jdbc_url(settings: Settings) -> str:
     """stringtype=unspecified lets PostgreSQL cast JSON strings into jsonb columns. On loopback, no TLS:
     it protects nothing there, and its AES-GCM took a sixth of the window sink's CPU (profiled)."""
     url = f"{settings.jdbc_url()}?stringtype=unspecified"
-    return url + "&sslmode=disable" if settings.pg_host in LOOPBACK else url
+    return url + "&sslmode=disable" if settings.pg_host in config.LOOPBACK_HOSTS else url
 
 
 def jdbc_sink_ddl(name: str, table: str, columns: str, settings: Settings) -> str:

@@ -21,15 +21,25 @@ _SUBTASK = re.compile(r"\s*\(\d+/\d+\)(#\d+)?")
 _NUMBER = re.compile(r"#?\d+$")
 
 
+def children(pid: int) -> list[int]:
+    """The direct child processes of ``pid`` (none if it is gone)."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return found
+
+
 def jvm_pid(parent: int) -> int | None:
     """The java process among ``parent``'s children (the PyFlink gateway JVM of a job process)."""
-    for task in Path(f"/proc/{parent}/task").glob("*/children"):
-        for child in task.read_text().split():
-            try:
-                if b"java" in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]:
-                    return int(child)
-            except OSError:
-                continue
+    for child in children(parent):
+        try:
+            if b"java" in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]:
+                return child
+        except OSError:
+            continue
     return None
 
 

@@ -214,7 +214,7 @@ def lower_backend_priority(conn: Any, settings: Settings) -> int | None:
     database on this host (a pid means nothing elsewhere) and when allowed to renice its processes;
     otherwise logged, and scoring goes on at full priority."""
     host = urllib.parse.urlsplit(settings.db_url()).hostname or ""
-    if settings.scorer_db_nice <= 0 or host not in ("127.0.0.1", "localhost", "::1"):
+    if settings.scorer_db_nice <= 0 or host not in config.LOOPBACK_HOSTS:
         return None
     with conn.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")

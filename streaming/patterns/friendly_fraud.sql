@@ -61,7 +61,7 @@ MATCH_RECOGNIZE (
   AFTER MATCH SKIP PAST LAST ROW
   PATTERN (P{{{min_purchases}}}) WITHIN INTERVAL '{{within_minutes}}' MINUTE(4)
   DEFINE
-    P AS P.amount > {{min_amount}} AND P.cart_has_electronics 
+    P AS P.amount > {{min_amount}} AND P.cart_has_electronics
          AND (FIRST(P.previous_purchase) IS NULL
               OR FIRST(P.previous_purchase) < TIMESTAMPADD(DAY, -{{quiet_days}}, FIRST(P.event_time)))
 )

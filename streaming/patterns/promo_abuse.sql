@@ -64,6 +64,7 @@ MATCH_RECOGNIZE (
     ROUND(SUM(U.amount), 2) AS total_amount
   AFTER MATCH SKIP PAST LAST ROW
   PATTERN (U{{{min_users}}}) WITHIN INTERVAL '{{within_hours}}' HOUR(4)
+  -- every row qualifies (the WHERE above kept only first orders); DEFINE needs a condition
   DEFINE
     U AS U.user_id IS NOT NULL
 )
