@@ -141,9 +141,10 @@ class Settings:
                                       "cores: docs/performance.md)")
     flink_rest_port: int = _setting("PA_FLINK_REST_PORT", 8081,
                                     "Flink web UI / REST port of the detection job (0: any free port)")
-    flink_heap: str = _setting("PA_FLINK_HEAP", "2g",
-                               "Maximum heap of the detection job's JVM (its keyed state lives there; at 1g "
-                               "a third of its CPU went to garbage collection)")
+    flink_heap: str = _setting("PA_FLINK_HEAP", "3g",
+                               "Maximum heap of the detection job's JVM (its keyed state lives there; the "
+                               "garbage collector took a third of its CPU at 1g, 16 % at 3g: "
+                               "docs/performance.md)")
     flink_checkpoint_ms: int = _setting("PA_FLINK_CHECKPOINT_MS", 5000, "Checkpoint interval")
     watermark_delay_ms: int = _setting("PA_WATERMARK_DELAY_MS", 500,
                                        "Allowed event-time disorder within a Kafka partition; every pattern "

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import sys
@@ -186,7 +187,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 @contextmanager
 def bench_environment(prefix: str) -> Iterator[tuple[config.Settings, Path]]:
     """A scratch database, fresh topics on the stack's broker, a temporary var/ and a free Flink REST
-    port, as the environment a benchmark's own job runs in; the caller's environment is restored."""
+    port, as the environment a benchmark's own job runs in; the caller's environment is restored and
+    the topics and the var/ (checkpoints: hundreds of MB a run) are deleted."""
     from tests.support.databases import scratch_database
 
     var_dir = Path(tempfile.mkdtemp(prefix=prefix))
@@ -205,6 +207,11 @@ def bench_environment(prefix: str) -> Iterator[tuple[config.Settings, Path]]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        shutil.rmtree(var_dir, ignore_errors=True)
+        try:
+            kafka_broker.delete_topics(config.load(), rf"bench-{run_id}\..*")
+        except kafka_broker.KafkaError as exc:
+            print(f"could not delete this run's topics bench-{run_id}.*: {exc}", file=sys.stderr)
 
 
 def measure(settings: config.Settings, job: Any, total: int, timeout_s: float) -> dict[str, Any]:

@@ -15,6 +15,8 @@ a scratch database, and for each mode this prints
     to the moment its alert row was stored, which is also the moment the database grouped it into an incident (the
     grouping trigger runs in the same transaction). It includes the watermark delay
     (PA_WATERMARK_DELAY_MS) by design: a pattern cannot complete before the watermark passes its event;
+  * the CPU each component of the stack used from the start of production until the job caught up,
+    in cores (2.0 = both of this machine's);
   * the proportional set size (PSS: shared pages split between the processes sharing them, so the
     numbers add up) of every process of the stack, grouped by component, peak over the phase.
 
@@ -49,6 +51,7 @@ from streaming import generator
 from streaming.bench_job import bench_environment, machine
 from streaming.load_profile import MODES_PER_MIN
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 COMPONENTS = (  # (name, test on the process's command line); first match wins
     ("detection-job", lambda c, job: job),
     ("window-scorer", lambda c, job: "streaming.window_scorer" in c),
@@ -83,10 +86,19 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def memory_by_component(job_pid: int) -> dict[str, float]:
-    """PSS in MB of every stack process, by component (the bench process itself is 'generator')."""
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def stack_processes(job_pid: int) -> dict[int, str]:
+    """Every stack process's pid -> its component (the bench process itself is 'generator')."""
     job = _descendants(job_pid)
-    totals: dict[str, float] = {"generator": _pss_mb(os.getpid())}
+    found = {os.getpid(): "generator"}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -96,24 +108,63 @@ def memory_by_component(job_pid: int) -> dict[str, float]:
             continue
         for name, matches in COMPONENTS:
             if matches(cmd, int(entry.name) in job):
-                totals[name] = totals.get(name, 0.0) + _pss_mb(int(entry.name))
+                found[int(entry.name)] = name
                 break
-    return totals
+    return found
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of the whole machine so far, from /proc/stat: busy counts every
+    process, the stack's or not; stolen is time the hypervisor gave our vCPUs to someone else."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
+    return (user + nice + system + irq + softirq) / CLOCK_TICKS, steal / CLOCK_TICKS
 
 
 @dataclass
-class MemoryPeak:
+class StackSampler:
+    """Peak PSS by component over a phase, and the CPU each component used since ``mark()``: where
+    the two cores went (a process that ends between samples loses its last seconds)."""
+
     job_pid: int
     peak: dict[str, float] = field(default_factory=dict)
     peak_total: float = 0.0
     stop: threading.Event = field(default_factory=threading.Event)
+    cpu_at_mark: dict[int, float] = field(default_factory=dict)
+    cpu_last: dict[int, tuple[str, float]] = field(default_factory=dict)
+    marked_at: float = field(default_factory=time.monotonic)
+    machine_at_mark: tuple[float, float] = (0.0, 0.0)
+
+    def mark(self) -> None:
+        self.machine_at_mark = machine_cpu_s()
+        self.cpu_at_mark = {pid: _cpu_s(pid) for pid in stack_processes(self.job_pid)}
+        self.cpu_last = {}
+        self.marked_at = time.monotonic()
+
+    def sample(self) -> None:
+        processes = stack_processes(self.job_pid)
+        memory: dict[str, float] = {}
+        for pid, name in processes.items():
+            memory[name] = memory.get(name, 0.0) + _pss_mb(pid)
+            self.cpu_last[pid] = (name, _cpu_s(pid))
+        for k, v in memory.items():
+            self.peak[k] = max(self.peak.get(k, 0.0), v)
+        self.peak_total = max(self.peak_total, sum(memory.values()))
 
     def sample_until_stopped(self, every_s: float = 2.0) -> None:
         while not self.stop.wait(every_s):
-            now = memory_by_component(self.job_pid)
-            for k, v in now.items():
-                self.peak[k] = max(self.peak.get(k, 0.0), v)
-            self.peak_total = max(self.peak_total, sum(now.values()))
+            self.sample()
+
+    def cores_by_component(self) -> dict[str, float]:
+        """CPU seconds per wall second since mark() (2.0 = both cores), by component."""
+        self.sample()
+        wall = max(time.monotonic() - self.marked_at, 1e-9)
+        used: dict[str, float] = {}
+        for pid, (name, seconds) in self.cpu_last.items():
+            used[name] = used.get(name, 0.0) + max(0.0, seconds - self.cpu_at_mark.get(pid, 0.0))
+        busy, stolen = (now - then for now, then in zip(machine_cpu_s(), self.machine_at_mark))
+        return {**{k: round(v / wall, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1])},
+                "whole_machine_busy": round(busy / wall, 2), "stolen_by_hypervisor": round(stolen / wall, 2)}
 
 
 def processed(settings: config.Settings, since: datetime) -> int:
@@ -188,7 +239,8 @@ def publish_on_schedule(producer: Any, records: list[tuple[bytes, bytes]], start
 
 
 def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, pace: float,
-              drain_s: float, finish_within_s: float = 30.0, pregenerated: bool = False) -> dict[str, Any]:
+              drain_s: float, sampler: StackSampler, finish_within_s: float = 30.0,
+              pregenerated: bool = False) -> dict[str, Any]:
     from streaming.kafka_io import EventProducer
 
     producer = EventProducer(settings)
@@ -197,11 +249,13 @@ def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, p
     if pregenerated:
         start, records = pregenerate(stream, rate, seconds)
         base = processed(settings, start)
+        sampler.mark()
         publish_on_schedule(producer, records, start, rate)
         stats = generator.RunStats(target_per_min=rate, produced=len(records))
     else:
         start = datetime.now(timezone.utc)
         base = processed(settings, start)
+        sampler.mark()
         stats = generator.run(stream, producer.send, lambda truth: None, mode, seconds, tail_s=0.0,
                               finish_within_s=finish_within_s)
     stats.errors = producer.failed + producer.close()
@@ -213,12 +267,14 @@ def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, p
     # stream_throughput rows cover 10 s of processing time each, so up to ~10 s here is bookkeeping;
     # a job that falls behind shows as a number growing with the phase's length
     caught_up_s = time.monotonic() - ended
+    cores = sampler.cores_by_component()
     time.sleep(settings.watermark_delay_ms / 1000 + 3)  # the last alerts wait for the watermark
     done = processed(settings, start) - base
     return {"mode": mode, "target_per_min": MODES_PER_MIN.get(mode),
             "produced": stats.produced, "produce_errors": stats.errors,
             "achieved_per_min": round(stats.produced * 60 / max((end - start).total_seconds(), 1e-9)),
             "processed": done, "all_processed_s_after_production_ended": round(caught_up_s, 1),
+            "cores_used_by_component": cores,
             "event_to_alert": latency(settings, start, end),
             "window_to_suspicious_activity_alert": latency(settings, start, end, model_made=True),
             "window_to_score": window_scoring(settings, start, end)}
@@ -248,15 +304,15 @@ def main() -> None:
         job.start(resume=False)
         try:
             for i, mode in enumerate(args.modes.split(",")):
-                memory = MemoryPeak(job.proc.pid)
-                sampler = threading.Thread(target=memory.sample_until_stopped, daemon=True)
-                sampler.start()
+                sampler = StackSampler(job.proc.pid)
+                sampling = threading.Thread(target=sampler.sample_until_stopped, daemon=True)
+                sampling.start()
                 phase = run_phase(settings, mode, args.seconds, args.seed + i, args.pace, args.drain_s,
-                                  pregenerated=args.pregenerated)
-                memory.stop.set()
-                sampler.join()
-                phase["peak_pss_mb"] = {k: round(v) for k, v in sorted(memory.peak.items())}
-                phase["peak_pss_mb_total"] = round(memory.peak_total)
+                                  sampler, pregenerated=args.pregenerated)
+                sampler.stop.set()
+                sampling.join()
+                phase["peak_pss_mb"] = {k: round(v) for k, v in sorted(sampler.peak.items())}
+                phase["peak_pss_mb_total"] = round(sampler.peak_total)
                 report["phases"].append(phase)
                 print(json.dumps(phase), flush=True)
         finally:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -240,6 +241,40 @@ def latest_checkpoint(settings: Settings) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime).parent
 
 
+def prune_checkpoints(keep: Path) -> None:
+    """Remove the checkpoint folders of earlier runs other than the one being resumed from: each run
+    writes into a folder of its own job id and retains its last checkpoints on cancellation, so
+    without this every restart left its folder behind."""
+    for run in keep.parent.parent.iterdir():
+        if run.is_dir() and run != keep.parent:
+            shutil.rmtree(run, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def working_dir(settings: Settings) -> Path:
+    """This process's Flink working directory (the local cluster's blob store: the job's jars, some
+    25 MB), under var/ and one per process. A killed job cannot remove its own, so each start
+    removes those of processes that are gone: in /tmp, where Flink puts them by default, hundreds
+    had piled up."""
+    base = settings.resolved_var_dir() / "flink" / "tmp"
+    base.mkdir(parents=True, exist_ok=True)
+    for old in base.iterdir():
+        if old.name.isdigit() and int(old.name) != os.getpid() and not _alive(int(old.name)):
+            shutil.rmtree(old, ignore_errors=True)
+    mine = base / str(os.getpid())
+    mine.mkdir(exist_ok=True)
+    return mine
+
+
 def connector_jars() -> list[str]:
     """file:// URLs of the Flink connector jars fetched by scripts/jars.sh (pom.xml)."""
     folder = os.environ.get("PA_FLINK_JARS")
@@ -317,6 +352,7 @@ def create_environment(settings: Settings, resume: bool = True) -> "TableEnviron
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.dir": checkpoint_dir(settings).resolve().as_uri(),
         "execution.checkpointing.num-retained": "3",
+        "io.tmp.dirs": str(working_dir(settings)),
         "rest.address": "127.0.0.1",
         "rest.bind-address": "127.0.0.1",
         "restart-strategy.type": "fixed-delay",
@@ -329,6 +365,7 @@ def create_environment(settings: Settings, resume: bool = True) -> "TableEnviron
     if checkpoint:
         options["execution.state-recovery.path"] = checkpoint.resolve().as_uri()
         log.info("resuming from checkpoint %s", checkpoint)
+        prune_checkpoints(keep=checkpoint)
     t_env = table_environment(udf_jar(), options)
     conf = t_env.get_config()
     for key, value in options.items():

@@ -330,6 +330,19 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
     return {t: after[t] for t in wanted}
 
 
+
+def delete_topics(settings: Settings, pattern: str) -> None:
+    """Delete the topics whose names match the regular expression ``pattern`` (a benchmark's or a
+    test run's own topics when it ends: the broker keeps a topic's data for a week otherwise, and
+    hundreds of runs filled the disk). Nothing matching is not an error."""
+    _, tools_log4j = _write_log4j(settings)
+    args = ["--bootstrap-server", f"127.0.0.1:{settings.kafka_port}", "--delete", "--if-exists", "--topic", pattern]
+    proc = subprocess.run(_java_cmd(settings, "org.apache.kafka.tools.TopicCommand", args, tools_log4j, "-Xmx256m"),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise KafkaError(f"TopicCommand --delete --topic {pattern} failed: "
+                         f"{(proc.stdout + proc.stderr).strip()[-2000:]}\nbroker log: {log_file(settings)}")
+
 # --- a minimal Kafka protocol client (Metadata v1) ------------------------------------------------
 
 @dataclass(frozen=True)

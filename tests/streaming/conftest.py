@@ -33,7 +33,8 @@ NO_SCORING_SERVICE = "http://127.0.0.1:9"
 
 @contextmanager
 def isolated_run(var_dir: Path) -> Iterator[Settings]:
-    """Own topics, database and var/ on the shared broker (started if down); restored afterwards."""
+    """Own topics, database and var/ on the shared broker (started if down); restored afterwards, and
+    the topics deleted (the broker would keep their data for a week)."""
     saved = {k: os.environ.get(k) for k in ISOLATED}
     run = uuid.uuid4().hex[:8]
     try:
@@ -52,6 +53,8 @@ def isolated_run(var_dir: Path) -> Iterator[Settings]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        if kafka_broker.status(STACK_SETTINGS)[0]:
+            kafka_broker.delete_topics(STACK_SETTINGS, rf"test-{run}\..*")
 
 
 @contextmanager

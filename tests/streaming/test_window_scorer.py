@@ -44,15 +44,17 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings
 
 
 @pytest.fixture
-def topic(service: tuple[Settings, str, str]) -> Settings:
-    """A fresh windows topic per test, so each test's scorer reads only its own records."""
+def topic(service: tuple[Settings, str, str]) -> Iterator[Settings]:
+    """A fresh windows topic per test, so each test's scorer reads only its own records; deleted after."""
     settings = dataclasses.replace(service[0], topic_windows=f"test-{uuid.uuid4().hex[:8]}.windows")
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     for future in admin.create_topics([NewTopic(settings.topic_windows, 2, 1)]).values():
         future.result(30)
-    return settings
+    yield settings
+    for future in admin.delete_topics([settings.topic_windows]).values():
+        future.result(30)
 
 
 def produce(settings: Settings, values: list[bytes | dict[str, Any]]) -> None:
