@@ -20,7 +20,10 @@ FUNCTION_NAME = "parse_event"
 # The event time of the source's watermark (a watermark can only be declared in the source DDL, where
 # Flink evaluates it twice per event): a JVM scalar that only tokenizes the payload's top level.
 EVENT_TIME_FUNCTION = "event_time_of"
-FUNCTIONS = {FUNCTION_NAME: "io.patternalarm.udf.ParseEvent", EVENT_TIME_FUNCTION: "io.patternalarm.udf.EventTime"}
+# The patterns' look-back to an actor's previous event (LAG for a ROWS frame: PreviousTime.java says why).
+PREVIOUS_TIME_FUNCTION = "previous_time"
+FUNCTIONS = {FUNCTION_NAME: "io.patternalarm.udf.ParseEvent", EVENT_TIME_FUNCTION: "io.patternalarm.udf.EventTime",
+             PREVIOUS_TIME_FUNCTION: "io.patternalarm.udf.PreviousTime"}
 
 
 def quote(text: str) -> str:
@@ -64,4 +67,4 @@ def event_view_columns() -> str:
     """The select list of the `events` view: typed columns plus the source's event time."""
     names = list(event_columns.NAMES)
     names.insert(names.index("actor_id") + 1, "event_time")
-    return ", ".join(names)
+    return ", ".join([*names, "proc_time"])

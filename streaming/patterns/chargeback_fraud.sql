@@ -5,10 +5,11 @@
 -- one alert per {{min_purchases}} purchases; the database groups them into one incident.
 -- Why an OVER window, then MATCH_RECOGNIZE: "first seen" is a running minimum over all of the
 -- player's history, which an unbounded OVER window (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT
--- ROW) keeps as one value per player; CEP has no memory beyond its WITHIN. The burst is then a
+-- ROW, in arrival order: docs/patterns.md, "History in arrival order") keeps as one value per
+-- player; CEP has no memory beyond its WITHIN. The burst is then a
 -- sequence of the young player's big card purchases, which CEP states directly; it reads only those,
 -- so the player's other purchases in between do not break it.
--- State: the OVER window holds one MIN per player (plus the rows waiting for the watermark); the
+-- State: the OVER window holds one MIN per player; the
 -- number of players grows with the population, not with time. Bounding it would take a state TTL
 -- (table.exec.state.ttl, global to the job) longer than {{new_for_hours}} h plus the longest silence
 -- we accept, or a returning player would look new again. CEP buffers only big card purchases of
@@ -38,11 +39,11 @@ SELECT
 FROM (
   SELECT * FROM (
     SELECT actor_id, transaction_id, amount, payment_method, event_time, big_card_purchase,
-      MIN(event_time) OVER (PARTITION BY actor_id ORDER BY event_time
+      MIN(event_time) OVER (PARTITION BY actor_id ORDER BY proc_time
                             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS first_seen
     -- The test computed below the OVER window keeps a projection there: with only a filter above
     -- it, the planner gave the window (its keyed exchange and its state) every event column (profiled).
-    FROM (SELECT actor_id, transaction_id, amount, payment_method, event_time,
+    FROM (SELECT actor_id, transaction_id, amount, payment_method, event_time, proc_time,
             payment_method = 'credit_card' AND amount >= {{min_amount}} AS big_card_purchase
           FROM events WHERE domain = 'gaming')
   )

@@ -6,11 +6,12 @@
 -- new alert (those purchases have a recent purchase before them).
 -- Why an OVER window, then MATCH_RECOGNIZE: "no purchase in the previous 30 days" looks back before
 -- the burst, where a pattern cannot see (its first row has no predecessor in the match), so an OVER
--- window hands each purchase the time of the actor's previous one (LAG); none, or one more than
+-- window hands each purchase the time of the actor's previous one (previous_time, LAG for a ROWS
+-- frame; in arrival order: docs/patterns.md, "History in arrival order"); none, or one more than
 -- {{quiet_days}} days earlier, means the actor was quiet. The burst is then a sequence of the actor's
 -- big electronics purchases, which CEP states directly; it reads only those, so the actor's other
 -- purchases in between do not break it.
--- State: the OVER window keeps one timestamp per actor (LAG's accumulator), cleared by the state TTL
+-- State: the OVER window keeps two timestamps per actor (previous_time's accumulator), cleared by the state TTL
 -- (PA_STATE_TTL_DAYS, which must be at least {{quiet_days}}: an actor forgotten after TTL days of
 -- silence then counts as quiet, which it was). A RANGE window over {{quiet_days}} days, which this
 -- replaces, kept every purchase of the last 30 days: millions of rows on the heap at CRISIS and a
@@ -38,10 +39,11 @@ SELECT
 FROM (
   SELECT * FROM (
     SELECT actor_id, transaction_id, amount, cart_has_electronics, event_time, big_electronics,
-      LAG(event_time) OVER (PARTITION BY actor_id ORDER BY event_time) AS previous_purchase
+      previous_time(event_time) OVER (PARTITION BY actor_id ORDER BY proc_time
+                                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS previous_purchase
     -- The test computed below the OVER window keeps a projection there: with only a filter above
     -- it, the planner gave the window (its keyed exchange and its state) every event column (profiled).
-    FROM (SELECT actor_id, transaction_id, amount, cart_has_electronics, event_time,
+    FROM (SELECT actor_id, transaction_id, amount, cart_has_electronics, event_time, proc_time,
             amount > {{min_amount}} AND cart_has_electronics AS big_electronics
           FROM events WHERE domain = 'ecommerce')
   )

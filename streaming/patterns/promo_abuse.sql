@@ -8,14 +8,15 @@
 -- fires.
 -- Why an OVER window, then MATCH_RECOGNIZE: "distinct users" needs per-user memory that a pattern
 -- cannot express, so an OVER window per (address, user) hands each order the time of that user's
--- previous order to the address (LAG) and only a user's first order there in any {{within_hours}} h
+-- previous order to the address (previous_time, LAG for a ROWS frame; in arrival order:
+-- docs/patterns.md, "History in arrival order") and only a user's first order there in any {{within_hours}} h
 -- goes on (a user's repeat orders there drop out); within any {{within_hours}} h the remaining orders
 -- then come from distinct users. The run of those orders per address is a sequence, which CEP states
 -- directly with the orders themselves as evidence, and it fires once, when the last user arrives (a
 -- window TVF would wait for the window's end, up to a day).
 -- (A user whose repeat order falls inside the window while their first fell out is not counted
 -- again: the rule can only be late on such mixed bursts, never early.)
--- State: the OVER window keeps one timestamp per (address, user), cleared by the state TTL
+-- State: the OVER window keeps two timestamps per (address, user), cleared by the state TTL
 -- (PA_STATE_TTL_DAYS). The RANGE window over {{within_hours}} h it replaces kept every order of the
 -- last day on the heap. CEP buffers first orders per address and WITHIN drops a partial match after
 -- {{within_hours}} h.
@@ -40,9 +41,10 @@ SELECT
 FROM (
   SELECT * FROM (
     SELECT address_key, user_id, transaction_id, amount, event_time,
-      LAG(event_time) OVER (PARTITION BY address_key, user_id ORDER BY event_time) AS previous_order
+      previous_time(event_time) OVER (PARTITION BY address_key, user_id ORDER BY proc_time
+                                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS previous_order
     FROM (
-      SELECT user_id, transaction_id, amount, event_time,
+      SELECT user_id, transaction_id, amount, event_time, proc_time,
         CONCAT(LOWER(TRIM(REGEXP_REPLACE(shipping_street, '\s+', ' '))), '|',
                LOWER(TRIM(REGEXP_REPLACE(shipping_zip, '\s+', ' ')))) AS address_key
       FROM events

@@ -55,3 +55,20 @@ def test_over_windows_get_only_the_columns_they_use(plan: str) -> None:
         assert len(columns) <= 10, (f"an OVER window reads {len(columns)} columns (the events view has "
                                     f"{len(event_columns.NAMES) + 1} with event_time): {columns}; project the "
                                     "pattern's columns right below it")
+
+
+def over_orders(plan: str) -> list[tuple[str, str]]:
+    """(partitionBy, the column it is ordered by) of every OVER aggregation."""
+    return re.findall(r"OverAggregate\(partitionBy=\[(.*?)\], orderBy=\[(\w+) ASC\]", plan)
+
+
+def test_history_windows_run_in_arrival_order_except_across_partitions(plan: str) -> None:
+    """Keyed within one actor (one Kafka partition), an OVER window in arrival order aggregates each
+    row at once instead of holding it until the watermark (docs/patterns.md, "History in arrival
+    order"); synthetic_identity's account also gathers transfers from other partitions, which are not
+    read in step, so it stays in event time."""
+    orders = over_orders(plan)
+    assert ("account", "event_time") in orders, "synthetic_identity's first seen must stay in event time"
+    within_actor = [o for o in orders if o[0] != "account"]
+    assert len(within_actor) == 6, orders
+    assert {order for _, order in within_actor} == {"proc_time"}, orders
