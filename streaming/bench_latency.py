@@ -134,22 +134,25 @@ class StackSampler:
     cpu_last: dict[int, tuple[str, float]] = field(default_factory=dict)
     marked_at: float = field(default_factory=time.monotonic)
     machine_at_mark: tuple[float, float] = (0.0, 0.0)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # the sampling thread and the phase's
 
     def mark(self) -> None:
-        self.machine_at_mark = machine_cpu_s()
-        self.cpu_at_mark = {pid: _cpu_s(pid) for pid in stack_processes(self.job_pid)}
-        self.cpu_last = {}
-        self.marked_at = time.monotonic()
+        with self.lock:
+            self.machine_at_mark = machine_cpu_s()
+            self.cpu_at_mark = {pid: _cpu_s(pid) for pid in stack_processes(self.job_pid)}
+            self.cpu_last = {}
+            self.marked_at = time.monotonic()
 
     def sample(self) -> None:
         processes = stack_processes(self.job_pid)
         memory: dict[str, float] = {}
-        for pid, name in processes.items():
-            memory[name] = memory.get(name, 0.0) + _pss_mb(pid)
-            self.cpu_last[pid] = (name, _cpu_s(pid))
-        for k, v in memory.items():
-            self.peak[k] = max(self.peak.get(k, 0.0), v)
-        self.peak_total = max(self.peak_total, sum(memory.values()))
+        with self.lock:
+            for pid, name in processes.items():
+                memory[name] = memory.get(name, 0.0) + _pss_mb(pid)
+                self.cpu_last[pid] = (name, _cpu_s(pid))
+            for k, v in memory.items():
+                self.peak[k] = max(self.peak.get(k, 0.0), v)
+            self.peak_total = max(self.peak_total, sum(memory.values()))
 
     def sample_until_stopped(self, every_s: float = 2.0) -> None:
         while not self.stop.wait(every_s):
@@ -158,11 +161,12 @@ class StackSampler:
     def cores_by_component(self) -> dict[str, float]:
         """CPU seconds per wall second since mark() (2.0 = both cores), by component."""
         self.sample()
-        wall = max(time.monotonic() - self.marked_at, 1e-9)
-        used: dict[str, float] = {}
-        for pid, (name, seconds) in self.cpu_last.items():
-            used[name] = used.get(name, 0.0) + max(0.0, seconds - self.cpu_at_mark.get(pid, 0.0))
-        busy, stolen = (now - then for now, then in zip(machine_cpu_s(), self.machine_at_mark))
+        with self.lock:
+            wall = max(time.monotonic() - self.marked_at, 1e-9)
+            used: dict[str, float] = {}
+            for pid, (name, seconds) in self.cpu_last.items():
+                used[name] = used.get(name, 0.0) + max(0.0, seconds - self.cpu_at_mark.get(pid, 0.0))
+            busy, stolen = (now - then for now, then in zip(machine_cpu_s(), self.machine_at_mark))
         return {**{k: round(v / wall, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1])},
                 "whole_machine_busy": round(busy / wall, 2), "stolen_by_hypervisor": round(stolen / wall, 2)}
 
@@ -249,6 +253,7 @@ def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, p
     if pregenerated:
         start, records = pregenerate(stream, rate, seconds)
         base = processed(settings, start)
+        time.sleep(max(0.0, (start - datetime.now(timezone.utc)).total_seconds()))
         sampler.mark()
         publish_on_schedule(producer, records, start, rate)
         stats = generator.RunStats(target_per_min=rate, produced=len(records))

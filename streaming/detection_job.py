@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from patternalarm import config
 from patternalarm.config import Settings
+from patternalarm.stack import processes
 from streaming import contract_sql, iot_detectors, patterns
 from patternalarm.features import FEATURES, sql_select_list
 
@@ -250,16 +251,6 @@ def prune_checkpoints(keep: Path) -> None:
             shutil.rmtree(run, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def working_dir(settings: Settings) -> Path:
     """This process's Flink working directory (the local cluster's blob store: the job's jars, some
     25 MB), under var/ and one per process. A killed job cannot remove its own, so each start
@@ -268,7 +259,7 @@ def working_dir(settings: Settings) -> Path:
     base = settings.resolved_var_dir() / "flink" / "tmp"
     base.mkdir(parents=True, exist_ok=True)
     for old in base.iterdir():
-        if old.name.isdigit() and int(old.name) != os.getpid() and not _alive(int(old.name)):
+        if old.name.isdigit() and int(old.name) != os.getpid() and not processes.alive(int(old.name)):
             shutil.rmtree(old, ignore_errors=True)
     mine = base / str(os.getpid())
     mine.mkdir(exist_ok=True)

@@ -47,13 +47,14 @@ def read_pid(settings: Settings, name: str) -> int | None:
         pid = int(path.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    if _alive(pid):
+    if alive(pid):
         return pid
     path.unlink(missing_ok=True)
     return None
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie counts as ended)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
