@@ -64,7 +64,8 @@ def lateral_parse_event(payload: str = "payload", alias: str = "p") -> str:
 
 
 def event_view_columns() -> str:
-    """The select list of the `events` view: typed columns plus the source's event time."""
+    """The select list of the `events` view: typed columns plus the source's event time, and its
+    processing time for the look-backs that run in arrival order (docs/patterns.md)."""
     names = list(event_columns.NAMES)
     names.insert(names.index("actor_id") + 1, "event_time")
     return ", ".join([*names, "proc_time"])
