@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -53,8 +54,11 @@ def isolated_run(var_dir: Path) -> Iterator[Settings]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        if kafka_broker.status(STACK_SETTINGS)[0]:
-            kafka_broker.delete_topics(STACK_SETTINGS, rf"test-{run}\..*")
+        try:  # housekeeping: a failure here must not fail (or hide the failure of) the run it follows
+            if kafka_broker.status(STACK_SETTINGS)[0]:
+                kafka_broker.delete_topics(STACK_SETTINGS, rf"test-{run}\..*")
+        except kafka_broker.KafkaError as exc:
+            warnings.warn(f"could not delete the topics test-{run}.*: {exc}", stacklevel=2)
 
 
 @contextmanager
