@@ -141,14 +141,7 @@ def group_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) used so far by the job process and its children (the JVM).
 
     Unlike events/s, CPU per event does not depend on what else the machine is running."""
-    total = 0.0
-    for p in (pid, *thread_profile.children(pid)):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
+    return sum(thread_profile.process_cpu_s(p) for p in (pid, *thread_profile.children(pid)))
 
 
 Sample = tuple[float, int, float]  # (monotonic time, events read, job CPU seconds)

@@ -47,7 +47,7 @@ from typing import Any
 from patternalarm import config
 from patternalarm.events import encode
 from patternalarm.stack import postgres
-from streaming import generator
+from streaming import generator, thread_profile
 from streaming.bench_job import bench_environment, machine
 from streaming.load_profile import MODES_PER_MIN
 
@@ -73,31 +73,9 @@ def _pss_mb(pid: int) -> float:
     return 0.0
 
 
-def _descendants(pid: int) -> set[int]:
-    found, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        found.add(p)
-        try:
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split() if int(c) not in found]
-        except OSError:
-            pass
-    return found
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
 def stack_processes(job_pid: int) -> dict[int, str]:
     """Every stack process's pid -> its component (the bench process itself is 'generator')."""
-    job = _descendants(job_pid)
+    job = thread_profile.descendants(job_pid)
     found = {os.getpid(): "generator"}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -139,7 +117,7 @@ class StackSampler:
     def mark(self) -> None:
         with self.lock:
             self.machine_at_mark = machine_cpu_s()
-            self.cpu_at_mark = {pid: _cpu_s(pid) for pid in stack_processes(self.job_pid)}
+            self.cpu_at_mark = {pid: thread_profile.process_cpu_s(pid) for pid in stack_processes(self.job_pid)}
             self.cpu_last = {}
             self.marked_at = time.monotonic()
 
@@ -149,7 +127,7 @@ class StackSampler:
         with self.lock:
             for pid, name in processes.items():
                 memory[name] = memory.get(name, 0.0) + _pss_mb(pid)
-                self.cpu_last[pid] = (name, _cpu_s(pid))
+                self.cpu_last[pid] = (name, thread_profile.process_cpu_s(pid))
             for k, v in memory.items():
                 self.peak[k] = max(self.peak.get(k, 0.0), v)
             self.peak_total = max(self.peak_total, sum(memory.values()))

@@ -10,6 +10,7 @@ profiler (JFR) then tells what inside a chain is slow.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections import Counter
@@ -29,6 +30,25 @@ def children(pid: int) -> list[int]:
             found += [int(c) for c in (task / "children").read_text().split()]
     except OSError:
         pass
+    return found
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far, all its threads (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def descendants(pid: int) -> set[int]:
+    """``pid`` and every process below it."""
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        found.add(p)
+        todo += [c for c in children(p) if c not in found]
     return found
 
 

@@ -311,12 +311,7 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
             args = ["--alter", "--topic", topic, "--partitions", str(settings.topic_partitions)]
         else:
             continue
-        cmd = _java_cmd(settings, "org.apache.kafka.tools.TopicCommand", ["--bootstrap-server", bootstrap, *args],
-                        tools_log4j, "-Xmx256m")
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise KafkaError(f"TopicCommand {' '.join(args)} failed: {(proc.stdout + proc.stderr).strip()[-2000:]}\n"
-                             f"broker log: {log_file(settings)}")
+        _topic_command(settings, tools_log4j, ["--bootstrap-server", bootstrap, *args])
     deadline = time.monotonic() + 30
     while True:
         after = metadata(host, port).topics
@@ -336,12 +331,18 @@ def delete_topics(settings: Settings, pattern: str) -> None:
     test run's own topics when it ends: the broker keeps a topic's data for a week otherwise, and
     hundreds of runs filled the disk). Nothing matching is not an error."""
     _, tools_log4j = _write_log4j(settings)
-    args = ["--bootstrap-server", f"127.0.0.1:{settings.kafka_port}", "--delete", "--if-exists", "--topic", pattern]
+    _topic_command(settings, tools_log4j, ["--bootstrap-server", f"127.0.0.1:{settings.kafka_port}",
+                                           "--delete", "--if-exists", "--topic", pattern])
+
+
+def _topic_command(settings: Settings, tools_log4j: Path, args: list[str]) -> None:
+    """Kafka's TopicCommand with ``args``; KafkaError with its output when it fails."""
     proc = subprocess.run(_java_cmd(settings, "org.apache.kafka.tools.TopicCommand", args, tools_log4j, "-Xmx256m"),
                           capture_output=True, text=True)
     if proc.returncode != 0:
-        raise KafkaError(f"TopicCommand --delete --topic {pattern} failed: "
-                         f"{(proc.stdout + proc.stderr).strip()[-2000:]}\nbroker log: {log_file(settings)}")
+        raise KafkaError(f"TopicCommand {' '.join(args[2:])} failed: {(proc.stdout + proc.stderr).strip()[-2000:]}\n"
+                         f"broker log: {log_file(settings)}")
+
 
 # --- a minimal Kafka protocol client (Metadata v1) ------------------------------------------------
 

@@ -35,3 +35,19 @@ def test_shares_are_the_growth_between_snapshots_largest_first() -> None:
         {"threads": "GC Thread", "cpu_ms": 50, "share": 0.2},
         {"threads": "C2 CompilerThread", "cpu_ms": 50, "share": 0.2},
     ]
+
+
+def test_descendants_and_process_cpu_see_a_child_and_forget_an_ended_one() -> None:
+    import os
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert {os.getpid(), child.pid} <= thread_profile.descendants(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
+    assert child.pid not in thread_profile.descendants(os.getpid())
+    sum(i * i for i in range(300_000))  # some CPU of our own
+    assert thread_profile.process_cpu_s(os.getpid()) > 0
+    assert thread_profile.process_cpu_s(child.pid) == 0.0
