@@ -12,15 +12,22 @@ both stay in incident_verdicts, the labels the retraining DAG reads.
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from serving.db import alerts, incident_verdicts, incidents
 from serving.schemas import AlertRecord, IncidentRecord, VerdictIn, VerdictRecord
+
+log = logging.getLogger("patternalarm.incidents")
+T = TypeVar("T")
 
 NEXT_STATUSES = {"open": {"acknowledged", "resolved"}, "acknowledged": {"resolved"}, "resolved": set()}
 
@@ -111,8 +118,39 @@ def get_incident(conn: Connection,
             [VerdictRecord.model_validate(dict(r._mapping)) for r in verdict_rows])
 
 
+# deadlock_detected, serialization_failure: PostgreSQL aborted the transaction to let a concurrent one
+# through; the same transaction run again succeeds.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+WRITE_ATTEMPTS = 4
+
+
+def retry_conflicts(work: Callable[[], T], attempts: int = WRITE_ATTEMPTS) -> T:
+    """Run the transaction ``work`` again when PostgreSQL aborted it as a deadlock victim.
+
+    A fraud verdict locks the incident, then (trigger, migration 010) relabels the actor's windows;
+    the window scorer locks windows, then (triggers, migration 004) updates the alerts and the
+    incident they belong to. The two orders are inherent to what each does, so the database may
+    abort one of them: the scorer retries its batch, and an analyst's verdict is retried here
+    instead of answering 500."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES or attempt == attempts:
+                raise
+            log.warning("write aborted by the database (%s), attempt %d of %d; retrying",
+                        str(exc.orig).strip().splitlines()[0], attempt, attempts)
+            time.sleep(random.uniform(0.01, 0.05) * attempt)  # jitter: the other side goes first
+    raise AssertionError("unreachable")
+
+
 def record_verdict(conn: Connection, incident_id: str, verdict: VerdictIn) -> IncidentRecord:
-    """Set the incident's verdict, resolve it, append to the history; one transaction."""
+    """Set the incident's verdict, resolve it, append to the history; one transaction, retried when
+    the database aborts it for a deadlock (retry_conflicts)."""
+    return retry_conflicts(lambda: _record_verdict(conn, incident_id, verdict))
+
+
+def _record_verdict(conn: Connection, incident_id: str, verdict: VerdictIn) -> IncidentRecord:
     with conn.begin():
         _incident(conn, incident_id, lock=True)
         now = func.clock_timestamp()
@@ -125,7 +163,12 @@ def record_verdict(conn: Connection, incident_id: str, verdict: VerdictIn) -> In
 
 
 def change_status(conn: Connection, incident_id: str, status: str) -> IncidentRecord:
-    """Move along open -> acknowledged -> resolved; the same status again is a no-op."""
+    """Move along open -> acknowledged -> resolved; the same status again is a no-op (retried like a
+    verdict when the database aborts it for a deadlock)."""
+    return retry_conflicts(lambda: _change_status(conn, incident_id, status))
+
+
+def _change_status(conn: Connection, incident_id: str, status: str) -> IncidentRecord:
     with conn.begin():
         current = _incident(conn, incident_id, lock=True)
         if status == current.status:

@@ -61,7 +61,7 @@ def db_engine(pg_database: str) -> Iterator[Engine]:
 @pytest.fixture()
 def clean_db(db_engine: Engine) -> Engine:
     with db_engine.begin() as conn:
-        conn.execute(text("TRUNCATE alerts, incidents, incident_verdicts RESTART IDENTITY"))
+        conn.execute(text("TRUNCATE alerts, incidents, incident_verdicts, actor_windows RESTART IDENTITY"))
     return db_engine
 
 

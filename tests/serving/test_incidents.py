@@ -3,6 +3,7 @@ the grouping trigger builds the incidents."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from tests.serving.factories import T0, alert_row
-from tests.serving.utils import insert_alerts
+from tests.serving.utils import insert_alerts, wait_for
 
 pytestmark = pytest.mark.integration  # real PostgreSQL and MLflow
 
@@ -165,3 +166,39 @@ def test_status_moves_forward_only(client: TestClient, seeded: Engine, auth: dic
         statuses = dict(conn.execute(text("SELECT incident_id, status FROM incidents")).all())
     assert statuses == {"inc-a1": "resolved", "inc-a3": "open", "inc-a4": "resolved", "inc-a5": "open",
                         "inc-a6": "open"}
+
+
+def _waiting_on_a_lock(engine: Engine, application: str) -> bool:
+    with engine.connect() as conn:
+        return bool(conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = :app AND wait_event_type = 'Lock'"), {"app": application}).scalar())
+
+
+def test_a_verdict_deadlocked_by_the_window_scorer_is_retried(client: TestClient, seeded: Engine,
+                                                              auth: dict[str, str]) -> None:
+    """The window scorer's order (window row, then through the triggers the incident) against a fraud
+    verdict's (incident, then through the relabel trigger the actor's windows): PostgreSQL aborts
+    the one that waited first, here the verdict, which must then be retried, not answer 500."""
+    with seeded.begin() as conn:
+        conn.execute(text("INSERT INTO actor_windows (actor_id, domain, window_start, window_end, event_count) "
+                          "VALUES ('user-1', 'ecommerce', :ws, :ws + interval '1 minute', 3)"), {"ws": T0})
+    answer: dict[str, Any] = {}
+    with seeded.connect() as scorer:
+        scorer.begin()
+        scorer.execute(text("SELECT 1 FROM actor_windows WHERE actor_id = 'user-1' FOR UPDATE"))
+        thread = threading.Thread(target=lambda: answer.update(response=client.post(
+            "/incidents/inc-a1/verdict", headers=auth, json={"verdict": "fraud", "analyst": "ana"})))
+        thread.start()
+        wait_for(lambda: _waiting_on_a_lock(seeded, "patternalarm-serving"), "the verdict to wait for the window")
+        # the scorer's trigger path now reaches the incident the verdict holds: a deadlock
+        scorer.execute(text("UPDATE incidents SET updated_at = clock_timestamp() WHERE incident_id = 'inc-a1'"))
+        scorer.commit()
+    thread.join(30)
+    response = answer["response"]
+    assert response.status_code == 200, response.text
+    assert (response.json()["verdict"], response.json()["status"]) == ("fraud", "resolved")
+    with seeded.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM incident_verdicts WHERE incident_id = 'inc-a1'")).scalar() == 1
+        assert conn.execute(text("SELECT fraud_known_at IS NOT NULL FROM actor_windows "
+                                 "WHERE actor_id = 'user-1'")).scalar() is True
