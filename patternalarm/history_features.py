@@ -169,8 +169,9 @@ def model_row(window_values: Sequence[float], history: dict[str, float] | None) 
 # Ranges as timestamps, per key: the count range of horizon H is [n_H, ws) with n_H = ws - H, the
 # fraud-rate range [r_H, cutoff) with r_H = cutoff - H and cutoff = ws - D (windows are
 # minute-aligned, so these are the reference's minute ranges). Counterparties read whole UTC hours
-# from counterparty_hours (migration 011) and the windows of the hours a range only partly covers
-# from counterparty_windows; the actor's own windows are then taken out (other actors only).
+# from counterparty_hours (migration 011) and the hours a range only partly covers from
+# counterparty_minutes (014: one row per counterparty and window start, however many actors share
+# it); the actor's own windows are then taken out (other actors only).
 
 def _ranges() -> list[tuple[str, str, str]]:
     """(name, start column, end column) of every range history reads: n_H counts, r_H rates."""
@@ -269,9 +270,9 @@ def postgres_sql(keys_sql: str, key_parties_sql: str) -> str:
     ``keys_sql`` selects (i bigint, actor_id text, ws timestamptz), one row per key; ``key_parties_sql``
     selects (i, cp text), the key's counterparties. Parameter: ``%(delay)s`` (minutes, int). Output
     columns: i, then HISTORY_FEATURE_NAMES. Reads actor_windows and counterparty_windows with their
-    ``fraud_known_at`` (migration 010) and counterparty_hours (011), and the table's earliest
-    ``window_start`` (index of 012) for ``history_coverage_min``; each distinct (counterparty,
-    ws) of the batch is summed once, whatever the number of keys sharing it.
+    ``fraud_known_at`` (migration 010), counterparty_hours (011) and counterparty_minutes (014), and
+    the table's earliest ``window_start`` (index of 012) for ``history_coverage_min``; each distinct
+    (counterparty, ws) of the batch is summed once, whatever the number of keys sharing it.
     """
     hour = "interval '1 hour'"
     whole_hour = "h.hour >= {a} AND h.hour <= {b} - " + hour
@@ -302,16 +303,16 @@ WITH keys AS MATERIALIZED (
       ON h.counterparty = c.cp AND h.hour >= c.first AND h.hour < c.ws
    GROUP BY c.cp, c.ws
 ), cp_edges AS (
-  SELECT c.cp, c.ws, {', '.join(_party_sums(edge_row, '1', 'w.txn_count', 'COALESCE(w.amount_sum, 0)',
-                                            '(w.amount_sum IS NOT NULL)::int'))}
+  SELECT c.cp, c.ws, {', '.join(_party_sums(edge_row, 'w.windows', 'w.txns', 'w.amount', 'w.amounts'))}
     FROM cp_keys c CROSS JOIN LATERAL (  -- runs of consecutive edge hours: [lo, hi)
       SELECT min(hour) AS lo, max(hour) + {hour} AS hi
         FROM (SELECT hour, hour - {hour} * row_number() OVER (ORDER BY hour) AS run
                 FROM (SELECT DISTINCT hour FROM unnest(ARRAY[{_edge_hours()}]) AS t(hour)) d) r
        GROUP BY run) e
     CROSS JOIN LATERAL (  -- OFFSET 0: one index range scan per run, not one of the whole range
-      SELECT w.window_start, date_trunc('hour', w.window_start, 'UTC') AS hour, w.txn_count, w.amount_sum
-        FROM counterparty_windows w
+      SELECT w.window_start, date_trunc('hour', w.window_start, 'UTC') AS hour, w.windows, w.txns, w.amount,
+             w.amounts
+        FROM counterparty_minutes w
        WHERE w.counterparty = c.cp AND w.window_start >= GREATEST(e.lo, c.first)
          AND w.window_start < LEAST(e.hi, c.ws) OFFSET 0) w
    GROUP BY c.cp, c.ws

@@ -21,11 +21,12 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from patternalarm.history_features import HistoryKey  # noqa: E402
-from streaming.history_lookup import history_features  # noqa: E402
+from streaming.history_lookup import LOOKUP_SQL, history_features  # noqa: E402
 from tests.support.databases import scratch_database  # noqa: E402
 
 END = datetime(2026, 6, 8, tzinfo=timezone.utc)
@@ -71,15 +72,65 @@ def seed(cur: object, rows: int, rng: random.Random) -> tuple[int, int]:
     return count, per_actor
 
 
-def report(what: str, timings: list[float]) -> None:
+def seed_busy_games(cur: Any, per_min: int, hours: int = 2) -> int:
+    """``per_min`` gaming windows a minute over the ``hours`` before END, spread over the 40 games:
+    what a live stream leaves in the hours the history ranges only partly cover (at 1 M events/min
+    the generator's ~14,000 gaming windows a minute put ~350 on each game)."""
+    for m in range(hours * 60):  # a COPY (transaction) a minute, as the scorer stores them: one
+        windows = io.StringIO()   # transaction updating a rollup row thousands of times is quadratic
+        start = END - timedelta(minutes=hours * 60 - m)
+        for j in range(per_min):
+            windows.write(f"gaming-busy-{j}\tgaming\t{start.isoformat()}\t{(start + timedelta(minutes=1)).isoformat()}"
+                          f"\t2\t20.00\t{{game-{j % 40:02d}}}\n")
+        windows.seek(0)
+        cur.copy_from(windows, "actor_windows", columns=("actor_id", "domain", "window_start", "window_end",
+                                                         "event_count", "amount_sum", "counterparties"))
+    cur.execute("ANALYZE")
+    return hours * 60 * per_min
+
+
+def report(what: str, timings: list[float], size: int = 100) -> None:
     timings = sorted(timings)
     print(f"{what}: min {timings[0]:.1f} ms .. p50 {statistics.median(timings):.1f} ms, "
-          f"p90 {timings[int(len(timings) * 0.9) - 1]:.1f} ms, max {timings[-1]:.1f} ms ({len(timings)} batches)")
+          f"p90 {timings[int(len(timings) * 0.9) - 1]:.1f} ms, max {timings[-1]:.1f} ms ({len(timings)} batches); "
+          f"p50 per window {statistics.median(timings) / size:.3f} ms")
 
 
-def time_upserts(cur: object, rng: random.Random, batches: int) -> list[float]:
-    """The window scorer's UPSERT (execute_values, one statement per 100 windows) of windows after
-    END: inserts the first time, updates of the same windows (a rescore) when called again."""
+def batch_keys(rng: random.Random, size: int) -> list[HistoryKey]:
+    """``size`` windows of the minute after the seeded history, of random actors of every domain."""
+    domains = ("fintech", "gaming", "ecommerce", "iot")
+    keys = []
+    for _ in range(size):
+        d = domains[rng.randrange(4)]
+        parts = parties(rng, d).strip("{}")
+        keys.append(HistoryKey(actor(d, rng.randrange(ACTORS_PER_DOMAIN)), END,
+                               tuple(p for p in parts.split(",") if p)))
+    return keys
+
+
+def time_lookup(cur: object, rng: random.Random, size: int, delay: int) -> float:
+    keys = batch_keys(rng, size)
+    t0 = time.perf_counter()
+    history_features(cur, keys, label_delay_min=delay)
+    return (time.perf_counter() - t0) * 1000
+
+
+def planning_ms(cur: Any, rng: random.Random, size: int, delay: int) -> float:
+    """Planning time of one batch's query (EXPLAIN (SUMMARY) plans it without running it): the part
+    of a lookup that does not grow with the batch."""
+    keys = batch_keys(rng, size)
+    party_keys = [i for i, k in enumerate(keys, start=1) for _ in k.counterparties]
+    cur.execute("EXPLAIN (SUMMARY) " + LOOKUP_SQL, {
+        "actors": [k.actor_id for k in keys], "starts": [k.window_start for k in keys],
+        "party_keys": party_keys, "parties": [p for k in keys for p in k.counterparties], "delay": delay})
+    line = next(r[0] for r in cur.fetchall() if r[0].startswith("Planning Time"))
+    return float(line.split(":")[1].split()[0])
+
+
+def time_upserts(cur: object, rng: random.Random, batches: int, size: int = 100) -> list[float]:
+    """The window scorer's UPSERT (execute_values, one statement per batch of ``size`` windows) of
+    windows after END: inserts the first time, updates of the same windows (a rescore) when called
+    again."""
     from psycopg2.extras import execute_values
 
     from streaming.window_scorer import UPSERT
@@ -89,7 +140,7 @@ def time_upserts(cur: object, rng: random.Random, batches: int) -> list[float]:
     for b in range(batches):
         start = END + timedelta(minutes=1 + b)
         rows = []
-        for i in range(100):
+        for i in range(size):
             d = domains[i % 4]
             n = 1 + i % 5
             rows.append((actor(d, i), d, start, start + timedelta(minutes=1), n, n * 10.0, "{}",
@@ -108,6 +159,11 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--delay", type=int, default=60, help="label delay in minutes")
+    parser.add_argument("--busy-games-per-min", type=int, default=0,
+                        help="also seed the last 2 hours with this many gaming windows a minute (a live stream's "
+                             "popular counterparties)")
+    parser.add_argument("--batch-sizes", default="100",
+                        help="windows per history query, comma-separated (the first also sizes the upserts)")
     args = parser.parse_args()
     rng = random.Random(7)
     with scratch_database("pa_bench_history") as settings:
@@ -119,21 +175,18 @@ def main() -> int:
         cur.execute("SELECT count(*) FROM counterparty_windows")
         print(f"seeded {stored:,} actor_windows ({per_actor} per actor), {cur.fetchone()[0]:,} counterparty rows "
               f"in {time.monotonic() - started:.1f} s")
-        domains = ("fintech", "gaming", "ecommerce", "iot")
-        timings = []
-        for b in range(args.batches):
-            keys = []
-            for _ in range(100):
-                d = domains[rng.randrange(4)]
-                parts = parties(rng, d).strip("{}")
-                keys.append(HistoryKey(actor(d, rng.randrange(ACTORS_PER_DOMAIN)), END,
-                                       tuple(p for p in parts.split(",") if p)))
-            t0 = time.perf_counter()
-            history_features(cur, keys, label_delay_min=args.delay)
-            timings.append((time.perf_counter() - t0) * 1000)
-        report("history lookup, batches of 100 windows", timings)
-        report("scorer upsert of 100 new windows", time_upserts(cur, rng, args.batches))
-        report("scorer upsert of 100 stored windows", time_upserts(cur, rng, args.batches))
+        if args.busy_games_per_min:
+            started = time.monotonic()
+            busy = seed_busy_games(cur, args.busy_games_per_min)
+            print(f"seeded {busy:,} gaming windows of the last 2 hours ({args.busy_games_per_min} a minute, "
+                  f"{args.busy_games_per_min / 40:.0f} per game) in {time.monotonic() - started:.1f} s")
+        for size in (int(s) for s in args.batch_sizes.split(",")):
+            timings = [time_lookup(cur, rng, size, args.delay) for _ in range(args.batches)]
+            report(f"history lookup, batches of {size} windows", timings, size)
+            print(f"  of which planning: {planning_ms(cur, rng, size, args.delay):.1f} ms per batch")
+        size = int(args.batch_sizes.split(",")[0])
+        report(f"scorer upsert of {size} new windows", time_upserts(cur, rng, args.batches, size), size)
+        report(f"scorer upsert of {size} stored windows", time_upserts(cur, rng, args.batches, size), size)
         print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         conn.close()
     return 0

@@ -185,7 +185,30 @@ def test_postgres_equals_the_reference_on_random_windows(cur: Any) -> None:
             assert_same(row, reference(windows, key, delay), key)
 
 
-def test_counterparty_hours_follow_rewritten_and_deleted_windows(cur: Any) -> None:
+def test_a_popular_counterparty_rolled_up_per_minute_equals_the_reference(cur: Any) -> None:
+    """Many actors sharing a counterparty in the same minutes (a game of a live stream): the edge
+    hours read counterparty_minutes rows that add up several actors, the key's own included (taken
+    out again), at ranges ending and starting inside those hours."""
+    rng = random.Random(11)
+    windows = []
+    for a in range(25):
+        for minute in rng.sample(range(8 * 1440), 40) + list(range(0, 180, 7)):
+            fraud = cases.T0 - timedelta(minutes=minute - 1) if rng.random() < 0.1 else None
+            windows.append(PastWindow(f"p{a}", cases.T0 - timedelta(minutes=minute), float(rng.randint(1, 4)),
+                                      round(rng.uniform(1, 90), 2), ("game-0",) if a % 5 else ("game-0", "c1"),
+                                      fraud))
+    windows = list({(w.actor_id, w.window_start): w for w in windows}.values())
+    store(cur, windows)
+    cur.execute("SELECT max(windows) FROM counterparty_minutes WHERE counterparty = 'game-0'")
+    assert cur.fetchone()[0] > 5  # rows of the rollup do add up several actors
+    keys = [HistoryKey(f"p{rng.randrange(26)}", cases.T0 - timedelta(minutes=m), ("game-0",))
+            for m in (0, 1, 13, 59, 61, 95, 1441, 1500)]
+    for delay in (cases.LABEL_DELAY_MIN, 0):
+        for key, row in zip(keys, history_features(cur, keys, label_delay_min=delay), strict=True):
+            assert_same(row, reference(windows, key, delay), key)
+
+
+def test_counterparty_rollups_follow_rewritten_and_deleted_windows(cur: Any) -> None:
     rng = random.Random(9)
     windows = random_windows(rng, 300)
     store(cur, windows)
@@ -204,15 +227,18 @@ def test_counterparty_hours_follow_rewritten_and_deleted_windows(cur: Any) -> No
         cur.execute("DELETE FROM actor_windows WHERE actor_id = %s AND window_start = %s", (w.actor_id, w.window_start))
     gone = {(w.actor_id, w.window_start) for w in deleted}
     now = [rewritten.get((w.actor_id, w.window_start), w) for w in windows if (w.actor_id, w.window_start) not in gone]
-    cur.execute("SELECT counterparty, hour, windows, txns, amount FROM counterparty_hours")
-    rolled = {(c, h): (n, t, a) for c, h, n, t, a in cur.fetchall()}
-    cur.execute("SELECT counterparty, date_trunc('hour', window_start, 'UTC'), count(*), sum(txn_count), sum(amount_sum) "
-                "FROM counterparty_windows GROUP BY 1, 2")
-    recounted = {(c, h): (n, t, a) for c, h, n, t, a in cur.fetchall()}
-    assert {k for k, v in rolled.items() if v[0] > 0} == set(recounted)
-    for k, (n, t, a) in rolled.items():
-        want = recounted.get(k, (0, 0.0, 0.0))
-        assert (n, t) == want[:2] and math.isclose(a, want[2], rel_tol=1e-9, abs_tol=1e-9), (k, (n, t, a), want)
+    for rollup, bucket in (("counterparty_hours", "hour"), ("counterparty_minutes", "window_start")):
+        cur.execute(f"SELECT counterparty, {bucket}, windows, txns, amount FROM {rollup}")
+        rolled = {(c, h): (n, t, a) for c, h, n, t, a in cur.fetchall()}
+        grouped = "date_trunc('hour', window_start, 'UTC')" if bucket == "hour" else "window_start"
+        cur.execute(f"SELECT counterparty, {grouped}, count(*), sum(txn_count), sum(amount_sum) "
+                    "FROM counterparty_windows GROUP BY 1, 2")
+        recounted = {(c, h): (n, t, a) for c, h, n, t, a in cur.fetchall()}
+        assert {k for k, v in rolled.items() if v[0] > 0} == set(recounted), rollup
+        for k, (n, t, a) in rolled.items():
+            want = recounted.get(k, (0, 0.0, 0.0))
+            assert (n, t) == want[:2] and math.isclose(a, want[2], rel_tol=1e-9, abs_tol=1e-9), \
+                (rollup, k, (n, t, a), want)
     keys = [HistoryKey(w.actor_id, w.window_start, w.counterparties) for w in rng.sample(now, 50)]
     for key, row in zip(keys, history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN), strict=True):
         assert_same(row, reference(now, key, cases.LABEL_DELAY_MIN), key)
@@ -228,8 +254,9 @@ def test_truncated_labels_and_windows_leave_nothing_behind(cur: Any) -> None:
     for key, row in zip(keys, history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN), strict=True):
         assert_same(row, reference(unlabelled, key, cases.LABEL_DELAY_MIN), key)
     cur.execute("TRUNCATE alerts, incidents, incident_verdicts, actor_windows")  # as test_window_scoring_db does
-    cur.execute("SELECT (SELECT count(*) FROM counterparty_windows), (SELECT count(*) FROM counterparty_hours)")
-    assert cur.fetchone() == (0, 0)
+    cur.execute("SELECT (SELECT count(*) FROM counterparty_windows), (SELECT count(*) FROM counterparty_hours), "
+                "(SELECT count(*) FROM counterparty_minutes)")
+    assert cur.fetchone() == (0, 0, 0)
     assert history_features(cur, keys[:3], label_delay_min=0) == [EMPTY] * 3
 
 
