@@ -260,7 +260,19 @@ def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, p
             "cores_used_by_component": cores,
             "event_to_alert": latency(settings, start, end),
             "window_to_suspicious_activity_alert": latency(settings, start, end, model_made=True),
-            "window_to_score": window_scoring(settings, start, end)}
+            "window_to_score": window_scoring(settings, start, end),
+            "window_scorer_since_start": scorer_heartbeat(settings)}
+
+
+def scorer_heartbeat(settings: config.Settings) -> dict[str, Any]:
+    """The bench's window scorer's last heartbeat: its counts, the windows it has not read yet (lag)
+    and the wall seconds of each stage of its loop since it started (streaming/window_scorer.py)."""
+    from streaming.window_scorer import heartbeat_file
+
+    try:
+        return json.loads(heartbeat_file(settings).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def main() -> None:

@@ -39,10 +39,11 @@ import signal
 import sys
 import time
 import urllib.parse
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from patternalarm import config
 from patternalarm.config import Settings
@@ -57,6 +58,10 @@ SCORED, UNSCORED, NOT_APPLICABLE = "scored", "unscored", "not_applicable"
 UNSCORED_DOMAINS = frozenset({"iot"})  # the model learned payments and gaming fraud only
 RESCORE_BATCHES_PER_PASS = 20  # bounds a pass so the live windows do not wait behind a long backlog
 DB_RETRY_MAX_S = 5.0
+# Where the loop's wall time goes (WindowScorer.stage_seconds): reading the topic, parsing the
+# records, the history query, the scoring request, the upsert with its triggers and the commit,
+# and Kafka's offset commit.
+STAGES = ("consume", "parse", "history", "score", "store", "commit")
 
 
 class MalformedWindow(ValueError):
@@ -307,32 +312,59 @@ class WindowScorer:
         self.dead_letters = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all",
                                       "enable.idempotence": True})
         self.counts = {SCORED: 0, UNSCORED: 0, NOT_APPLICABLE: 0, "dead_letters": 0, "rescored": 0}
+        self.stage_seconds = {stage: 0.0 for stage in STAGES}
         self.last_rescore = time.monotonic()
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Adds the wall time of the block to ``stage_seconds[stage]``: where a falling-behind
+        scorer spends its rounds (heartbeat, `make status`, bench_latency)."""
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds[stage] += time.perf_counter() - began
+
+    def lag(self) -> int | None:
+        """Windows on the topic not yet read by this scorer (its assigned partitions' end offsets
+        minus its positions, from the consumer's cache: no request); None before an assignment."""
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return None
+        behind = 0
+        for tp in self.consumer.position(assigned):
+            _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0 and tp.offset >= 0:
+                behind += max(0, high - tp.offset)
+        return behind
 
     # --- live windows --------------------------------------------------------------------------
 
     def poll_batch(self) -> int:
         """Read up to one micro-batch, score it, store it, commit its offsets; windows read."""
-        messages = self.consumer.consume(num_messages=max(1, self.settings.scoring_batch_size),
-                                         timeout=max(0.001, self.settings.scoring_max_wait_ms / 1000.0))
+        with self.timed("consume"):
+            messages = self.consumer.consume(num_messages=max(1, self.settings.scoring_batch_size),
+                                             timeout=max(0.001, self.settings.scoring_max_wait_ms / 1000.0))
         windows: list[Window] = []
         sources: dict[tuple[str, datetime], Any] = {}  # window -> its message, for a dead letter
-        for message in messages:
-            if message.error():
-                log.warning("consumer error: %s", message.error())
-                continue
-            try:
-                window = parse_window(message.value())
-            except MalformedWindow as exc:
-                self._dead_letter(message, str(exc))
-                continue
-            windows.append(window)
-            sources[window.key] = message
+        with self.timed("parse"):
+            for message in messages:
+                if message.error():
+                    log.warning("consumer error: %s", message.error())
+                    continue
+                try:
+                    window = parse_window(message.value())
+                except MalformedWindow as exc:
+                    self._dead_letter(message, str(exc))
+                    continue
+                windows.append(window)
+                sources[window.key] = message
         if windows:
             self._store_or_isolate(latest_per_key(windows), sources)
         if messages:
-            self.dead_letters.flush(30)  # dead letters are on the broker before their offsets commit
-            self.consumer.commit(asynchronous=False)
+            with self.timed("commit"):
+                self.dead_letters.flush(30)  # dead letters are on the broker before their offsets commit
+                self.consumer.commit(asynchronous=False)
         return len(windows)
 
     def _store_or_isolate(self, windows: Sequence[Window], sources: dict[tuple[str, datetime], Any]) -> None:
@@ -356,14 +388,24 @@ class WindowScorer:
         def work(cur: Any) -> None:
             from psycopg2.extras import execute_values
 
-            features = model_features(cur, windows, self._history_wanted())
-            scores = score_windows(self.client, windows, features, self.settings.suspicious_threshold)
+            with self.timed("history"):
+                features = model_features(cur, windows, self._history_wanted())
+            with self.timed("score"):
+                scores = score_windows(self.client, windows, features, self.settings.suspicious_threshold)
             now = datetime.now(timezone.utc)
             execute_values(cur, UPSERT, [_row(w, f, s, now) for w, f, s in zip(windows, features, scores)],
                            page_size=len(windows))
             for s in scores:
                 self.counts[s.status] += 1
-        self.store.transact(work)
+        # "store" is the transaction less its history and score stages: the upsert, its triggers
+        # and the commit (retries of a database outage included)
+        inner_before = self.stage_seconds["history"] + self.stage_seconds["score"]
+        began = time.perf_counter()
+        try:
+            self.store.transact(work)
+        finally:
+            inner = self.stage_seconds["history"] + self.stage_seconds["score"] - inner_before
+            self.stage_seconds["store"] += time.perf_counter() - began - inner
 
     def _history_wanted(self) -> bool:
         """History is looked up only for windows about to be sent: not while the breaker is open
@@ -446,7 +488,8 @@ def write_heartbeat(scorer: WindowScorer) -> None:
     beat = heartbeat_file(scorer.settings)
     beat.parent.mkdir(parents=True, exist_ok=True)
     tmp = beat.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"at": time.time(), **scorer.counts}))
+    tmp.write_text(json.dumps({"at": time.time(), **scorer.counts, "lag": scorer.lag(),
+                               "stage_seconds": {k: round(v, 3) for k, v in scorer.stage_seconds.items()}}))
     tmp.replace(beat)
 
 

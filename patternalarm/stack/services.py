@@ -158,7 +158,9 @@ def _scorer_status(settings: Settings) -> tuple[bool, str]:
     if pid is None or age is None:
         return False, "not running" if pid is None else f"pid {pid}, no heartbeat yet"
     done = ", ".join(f"{state.get(k, 0)} {k}" for k in ("scored", "unscored", "not_applicable", "rescored"))
-    return age < WORKER_STALE_S, f"pid {pid}, last round {age:.0f} s ago; windows: {done}"
+    lag = state.get("lag")
+    behind = "" if lag is None else f", {lag} not read yet"
+    return age < WORKER_STALE_S, f"pid {pid}, last round {age:.0f} s ago; windows: {done}{behind}"
 
 
 def _relay_status(settings: Settings) -> tuple[bool, str]:

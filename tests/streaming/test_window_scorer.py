@@ -108,6 +108,26 @@ def test_windows_are_stored_with_score_model_version_and_counterparties(topic: S
     assert stored[(sensor, 0)][:4] == (None, "not_applicable", None, [])
 
 
+def test_the_heartbeat_says_where_the_rounds_went_and_what_is_left_to_read(topic: Settings) -> None:
+    """What `make status` and bench_latency read: the windows not yet read, and wall seconds per
+    stage of the loop (the history query and the scoring request only for the windows sent)."""
+    actors = new_actors(5)
+    produce(topic, [record(a, "fintech", parties=["acct-x"]) for a in actors])
+    scorer = window_scorer.WindowScorer(topic)
+    try:
+        assert drain(scorer, 5) == 5
+        produce(topic, [record(a, "fintech", minute=1) for a in actors[:2]])
+        scorer.consumer.consume(num_messages=0, timeout=1.0)  # refresh the cached end offsets, read nothing
+        behind = scorer.lag()
+        window_scorer.write_heartbeat(scorer)
+        beat = json.loads(window_scorer.heartbeat_file(topic).read_text())
+    finally:
+        scorer.close()
+    assert behind == 2 and beat["lag"] == 2 and beat["scored"] == 5
+    assert set(beat["stage_seconds"]) == set(window_scorer.STAGES)
+    assert all(beat["stage_seconds"][stage] > 0 for stage in ("consume", "history", "score", "store", "commit"))
+
+
 def test_replayed_windows_rewrite_their_row(topic: Settings) -> None:
     """The job's at-least-once sink can repeat a window, within one batch or later."""
     [actor] = new_actors(1)
