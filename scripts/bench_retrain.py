@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop(mlflow_proc)
         if not args.keep:  # the database, the private registry and the files (hundreds of MB at 1M rows)
-            postgres.psql(base, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)', database="postgres")
+            postgres.drop_database(base, database)
             shutil.rmtree(work, ignore_errors=True)
 
     print(f"\nretrain DAG on {counts['windows']:,} actor windows ({extracted.get('rows', 0):,} labelled training "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from patternalarm.config import REPO_ROOT, Settings
@@ -96,6 +97,28 @@ def psql(settings: Settings, sql: str | None = None, file: Path | None = None,
         target = file.name if file else (sql or "")[:80]
         raise PostgresError(f"psql failed on {target}: {proc.stderr.strip()}")
     return proc.stdout.strip()
+
+
+def drop_database(settings: Settings, name: str, attempts: int = 10) -> None:
+    """Drop a throw-away database (tests, benchmarks), ending the sessions still connected to it.
+
+    WITH (FORCE) refuses when an autovacuum worker is in the database (PostgreSQL 15 checks the
+    worker's role like a session's, and the project role may not signal it: "must be a member of
+    the role whose process is being terminated"); a plain DROP DATABASE stops autovacuum workers
+    itself, so that is tried next, again until the last session is gone."""
+    force = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    for attempt in range(1, attempts + 1):
+        try:
+            psql(settings, force, database="postgres")
+            return
+        except PostgresError as exc:
+            if "member of the role" not in str(exc) or attempt == attempts:
+                raise
+        try:
+            psql(settings, f'DROP DATABASE IF EXISTS "{name}"', database="postgres")
+            return
+        except PostgresError:
+            time.sleep(0.5 * attempt)
 
 
 def healthy(settings: Settings) -> tuple[bool, str]:

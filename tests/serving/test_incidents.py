@@ -4,6 +4,7 @@ the grouping trigger builds the incidents."""
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -175,30 +176,35 @@ def _waiting_on_a_lock(engine: Engine, application: str) -> bool:
             "AND application_name = :app AND wait_event_type = 'Lock'"), {"app": application}).scalar())
 
 
-def test_a_verdict_deadlocked_by_the_window_scorer_is_retried(client: TestClient, seeded: Engine,
+def test_a_verdict_deadlocked_by_the_window_scorer_is_retried(client: TestClient, clean_db: Engine,
                                                               auth: dict[str, str]) -> None:
     """The window scorer's order (window row, then through the triggers the incident) against a fraud
     verdict's (incident, then through the relabel trigger the actor's windows): PostgreSQL aborts
     the one that waited first, here the verdict, which must then be retried, not answer 500."""
-    with seeded.begin() as conn:
+    actor = f"user-deadlock-{uuid.uuid4().hex[:8]}"  # no ground truth of another test labels it already
+    insert_alerts(clean_db, [alert_row("d1", actor_id=actor)])
+    with clean_db.begin() as conn:
         conn.execute(text("INSERT INTO actor_windows (actor_id, domain, window_start, window_end, event_count) "
-                          "VALUES ('user-1', 'ecommerce', :ws, :ws + interval '1 minute', 3)"), {"ws": T0})
+                          "VALUES (:actor, 'ecommerce', :ws, :ws + interval '1 minute', 3)"),
+                     {"actor": actor, "ws": T0 - timedelta(seconds=30)})
     answer: dict[str, Any] = {}
-    with seeded.connect() as scorer:
+    with clean_db.connect() as scorer:
         scorer.begin()
-        scorer.execute(text("SELECT 1 FROM actor_windows WHERE actor_id = 'user-1' FOR UPDATE"))
+        scorer.execute(text("SELECT 1 FROM actor_windows WHERE actor_id = :actor FOR UPDATE"), {"actor": actor})
         thread = threading.Thread(target=lambda: answer.update(response=client.post(
-            "/incidents/inc-a1/verdict", headers=auth, json={"verdict": "fraud", "analyst": "ana"})))
+            "/incidents/inc-d1/verdict", headers=auth, json={"verdict": "fraud", "analyst": "ana"})))
         thread.start()
-        wait_for(lambda: _waiting_on_a_lock(seeded, "patternalarm-serving"), "the verdict to wait for the window")
+        wait_for(lambda: _waiting_on_a_lock(clean_db, "patternalarm-serving") or not thread.is_alive(),
+                 "the verdict to wait for the window")
+        assert thread.is_alive(), f"the verdict did not wait for the window's lock: {answer}"
         # the scorer's trigger path now reaches the incident the verdict holds: a deadlock
-        scorer.execute(text("UPDATE incidents SET updated_at = clock_timestamp() WHERE incident_id = 'inc-a1'"))
+        scorer.execute(text("UPDATE incidents SET updated_at = clock_timestamp() WHERE incident_id = 'inc-d1'"))
         scorer.commit()
     thread.join(30)
     response = answer["response"]
     assert response.status_code == 200, response.text
     assert (response.json()["verdict"], response.json()["status"]) == ("fraud", "resolved")
-    with seeded.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM incident_verdicts WHERE incident_id = 'inc-a1'")).scalar() == 1
-        assert conn.execute(text("SELECT fraud_known_at IS NOT NULL FROM actor_windows "
-                                 "WHERE actor_id = 'user-1'")).scalar() is True
+    with clean_db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM incident_verdicts WHERE incident_id = 'inc-d1'")).scalar() == 1
+        assert conn.execute(text("SELECT fraud_known_at IS NOT NULL FROM actor_windows WHERE actor_id = :actor"),
+                            {"actor": actor}).scalar() is True

@@ -32,4 +32,4 @@ def scratch_database(prefix: str = "pa_test") -> Iterator[Settings]:
             os.environ.pop("PA_PG_DATABASE", None)
         else:
             os.environ["PA_PG_DATABASE"] = previous
-        postgres.psql(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', database="postgres")
+        postgres.drop_database(base, name)
