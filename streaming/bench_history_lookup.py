@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from patternalarm.history_features import HistoryKey  # noqa: E402
-from streaming.history_lookup import LOOKUP_SQL, history_features  # noqa: E402
+from streaming.history_lookup import LOOKUP_SQL, history_features, lookup_parameters  # noqa: E402
 from tests.support.databases import scratch_database  # noqa: E402
 
 END = datetime(2026, 6, 8, tzinfo=timezone.utc)
@@ -74,8 +74,8 @@ def seed(cur: object, rows: int, rng: random.Random) -> tuple[int, int]:
 
 def seed_busy_games(cur: Any, per_min: int, hours: int = 2) -> int:
     """``per_min`` gaming windows a minute over the ``hours`` before END, spread over the 40 games:
-    what a live stream leaves in the hours the history ranges only partly cover (at 1 M events/min
-    the generator's ~14,000 gaming windows a minute put ~350 on each game)."""
+    what a live stream leaves in the hours the history ranges only partly cover, where each game is
+    touched by hundreds of windows a minute."""
     for m in range(hours * 60):  # a COPY (transaction) a minute, as the scorer stores them: one
         windows = io.StringIO()   # transaction updating a rollup row thousands of times is quadratic
         start = END - timedelta(minutes=hours * 60 - m)
@@ -118,11 +118,7 @@ def time_lookup(cur: object, rng: random.Random, size: int, delay: int) -> float
 def planning_ms(cur: Any, rng: random.Random, size: int, delay: int) -> float:
     """Planning time of one batch's query (EXPLAIN (SUMMARY) plans it without running it): the part
     of a lookup that does not grow with the batch."""
-    keys = batch_keys(rng, size)
-    party_keys = [i for i, k in enumerate(keys, start=1) for _ in k.counterparties]
-    cur.execute("EXPLAIN (SUMMARY) " + LOOKUP_SQL, {
-        "actors": [k.actor_id for k in keys], "starts": [k.window_start for k in keys],
-        "party_keys": party_keys, "parties": [p for k in keys for p in k.counterparties], "delay": delay})
+    cur.execute("EXPLAIN (SUMMARY) " + LOOKUP_SQL, lookup_parameters(batch_keys(rng, size), delay))
     line = next(r[0] for r in cur.fetchall() if r[0].startswith("Planning Time"))
     return float(line.split(":")[1].split()[0])
 

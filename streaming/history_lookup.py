@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from patternalarm import config
 from patternalarm.history_features import HISTORY_FEATURE_NAMES, HistoryKey, postgres_sql
 
-__all__ = ["HistoryKey", "history_features", "LOOKUP_SQL"]
+__all__ = ["HistoryKey", "history_features", "lookup_parameters", "LOOKUP_SQL"]
 
 LOOKUP_SQL = postgres_sql(
     "SELECT k.i, k.actor_id, k.ws FROM unnest(%(actors)s::text[], %(starts)s::timestamptz[]) "
@@ -26,17 +26,21 @@ LOOKUP_SQL = postgres_sql(
     "SELECT p.i, p.cp FROM unnest(%(party_keys)s::bigint[], %(parties)s::text[]) AS p(i, cp)")
 
 
+def lookup_parameters(windows: Sequence[HistoryKey], label_delay_min: int | None = None) -> dict[str, Any]:
+    """LOOKUP_SQL's parameters for a batch: the keys as arrays, each counterparty with its key's
+    1-based position. ``label_delay_min`` defaults to PA_LABEL_DELAY_MIN."""
+    delay = config.load().label_delay_min if label_delay_min is None else label_delay_min
+    return {"actors": [w.actor_id for w in windows], "starts": [w.window_start for w in windows],
+            "party_keys": [i for i, w in enumerate(windows, start=1) for _ in (w.counterparties or ())],
+            "parties": [p for w in windows for p in (w.counterparties or ())], "delay": int(delay)}
+
+
 def history_features(cursor: Any, windows: Sequence[HistoryKey],
                      label_delay_min: int | None = None) -> list[dict[str, float]]:
     """HISTORY_FEATURE_NAMES for each window, in the order given (psycopg2 cursor, one round trip)."""
     if not windows:
         return []
-    delay = config.load().label_delay_min if label_delay_min is None else label_delay_min
-    party_keys = [i for i, w in enumerate(windows, start=1) for _ in (w.counterparties or ())]
-    parties = [p for w in windows for p in (w.counterparties or ())]
-    cursor.execute(LOOKUP_SQL, {"actors": [w.actor_id for w in windows],
-                                "starts": [w.window_start for w in windows],
-                                "party_keys": party_keys, "parties": parties, "delay": int(delay)})
+    cursor.execute(LOOKUP_SQL, lookup_parameters(windows, label_delay_min))
     rows = cursor.fetchall()
     if len(rows) != len(windows):
         raise RuntimeError(f"history query returned {len(rows)} rows for {len(windows)} windows")

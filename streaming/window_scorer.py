@@ -313,6 +313,7 @@ class WindowScorer:
                                       "enable.idempotence": True})
         self.counts = {SCORED: 0, UNSCORED: 0, NOT_APPLICABLE: 0, "dead_letters": 0, "rescored": 0}
         self.stage_seconds = {stage: 0.0 for stage in STAGES}
+        self.consumer_closed = False
         self.last_rescore = time.monotonic()
 
     @contextmanager
@@ -327,7 +328,10 @@ class WindowScorer:
 
     def lag(self) -> int | None:
         """Windows on the topic not yet read by this scorer (its assigned partitions' end offsets
-        minus its positions, from the consumer's cache: no request); None before an assignment."""
+        minus its positions, from the consumer's cache: no request); None before an assignment and
+        once closed (the last heartbeat is written after close())."""
+        if self.consumer_closed:
+            return None
         assigned = self.consumer.assignment()
         if not assigned:
             return None
@@ -469,6 +473,7 @@ class WindowScorer:
         try:
             self.consumer.close()
         finally:
+            self.consumer_closed = True
             self.dead_letters.flush(10)
             self.client.close()
             self.store.close()

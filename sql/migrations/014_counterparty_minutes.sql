@@ -5,8 +5,9 @@
 -- up to seven distinct hours), every window of counterparty_windows. A popular counterparty of a
 -- live stream is touched by hundreds of windows a minute (each of the generator's 40 games at
 -- 1 M events/min): one (counterparty, ws) then read up to seven hours of those, so the scorer's
--- history query grew with the minutes into the hour and fell behind (docs/performance.md). counterparty_minutes holds the same sums as counterparty_hours per
--- (counterparty, window_start), all actors of one window start in one row: an edge hour is at
+-- history query grew with the minutes into the hour and fell behind (docs/performance.md).
+-- counterparty_minutes holds the same sums as counterparty_hours per (counterparty,
+-- window_start), all actors of one window start in one row: an edge hour is at
 -- most 60 rows for the job's 1-minute windows, whatever the counterparty's popularity. The sums
 -- are the same numbers (patternalarm/history_features.py; tests hold the query to the Python
 -- reference).
