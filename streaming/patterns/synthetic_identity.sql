@@ -10,6 +10,13 @@
 -- ROW) keeps as one value per account, with no time horizon; CEP has no memory beyond its WITHIN.
 -- The burst itself is a sequence in the account's event-time order, which CEP states directly; it
 -- reads only the new account's in-range outgoing transfers, so ordinary ones do not break it.
+-- Only the rows that can matter reach that event-time window (it keeps each row until the watermark,
+-- with a timer per timestamp: the job's costliest operator when every transfer entered it twice,
+-- profiled): the candidates (in-range outgoing transfers) and the rows that lower the account's
+-- minimum in arrival order (a cheap arrival-order OVER). A row dropped there arrived after one at
+-- or before its time, so no row's event-time minimum changes without it; live, that is one row per
+-- account. (Only a row behind the watermark, which every event-time operator drops, can differ:
+-- arriving first, it can hide a later on-time row of an earlier time than the rest.)
 -- State: the OVER window holds one MIN per account (plus the rows waiting for the watermark); the
 -- number of accounts grows with the population, not with time (bounding it would take a state TTL
 -- longer than {{new_for_days}} days, or an account silent that long would look new again). CEP
@@ -45,11 +52,19 @@ FROM (
       MIN(event_time) OVER (PARTITION BY account ORDER BY event_time
                             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS first_seen
     FROM (
-      SELECT account_from AS account, TRUE AS outgoing, amount, transaction_id, event_time
-      FROM events WHERE domain = 'fintech'
-      UNION ALL
-      SELECT account_to AS account, FALSE AS outgoing, amount, transaction_id, event_time
-      FROM events WHERE domain = 'fintech'
+      SELECT account, outgoing, amount, transaction_id, event_time FROM (
+        SELECT account, outgoing, amount, transaction_id, event_time,
+          MIN(event_time) OVER (PARTITION BY account ORDER BY proc_time
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS earliest_arrived
+        FROM (
+          SELECT account_from AS account, TRUE AS outgoing, amount, transaction_id, event_time, proc_time
+          FROM events WHERE domain = 'fintech'
+          UNION ALL
+          SELECT account_to AS account, FALSE AS outgoing, amount, transaction_id, event_time, proc_time
+          FROM events WHERE domain = 'fintech'
+        )
+      )
+      WHERE event_time <= earliest_arrived OR (outgoing AND amount >= {{min_amount}} AND amount <= {{max_amount}})
     )
   )
   WHERE outgoing AND amount >= {{min_amount}} AND amount <= {{max_amount}}

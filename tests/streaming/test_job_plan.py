@@ -72,3 +72,18 @@ def test_history_windows_run_in_arrival_order_except_across_partitions(plan: str
     within_actor = [o for o in orders if o[0] != "account"]
     assert len(within_actor) == 6, orders
     assert {order for _, order in within_actor} == {"proc_time"}, orders
+
+
+def test_synthetic_identity_event_time_window_reads_only_candidates_and_new_minimums(plan: str) -> None:
+    """synthetic_identity's event-time window holds every row it gets until the watermark: it gets
+    only in-range outgoing transfers and the rows that lower the account's minimum in arrival order
+    (an arrival-order OVER over both sides of each transfer before it; synthetic_identity.sql)."""
+    orders = over_orders(plan)
+    assert orders.count(("account", "proc_time")) == 1, orders
+    event_time_window = plan.index("OverAggregate(partitionBy=[account], orderBy=[event_time ASC]")
+    arrival_window = plan.index("OverAggregate(partitionBy=[account], orderBy=[proc_time ASC]")
+    # an explain plan lists an operator above its inputs: the filter between them reads the minimum
+    between = plan[event_time_window:arrival_window]
+    where = re.search(r"Calc\(select=\[[^\]]*\], where=\[(.*)\]\)", between)
+    assert where, f"no filter below the event-time window: {between[:2000]}"
+    assert re.search(r"event_time.*<=.*w0\$o0.*\) OR \(outgoing AND", where.group(1)), where.group(1)
