@@ -67,6 +67,27 @@ def thresholds_json() -> str:
     return json.dumps({p: thresholds(p) for p in sorted(DETECTORS)}, sort_keys=True, separators=(",", ":"))
 
 
+# The columns the IoT flatMap reads, with the types IotReadings.java reads them as.
+READING_COLUMNS = {"reject_reason": "STRING", "domain": "STRING", "actor_id": "STRING",
+                   "transaction_id": "STRING", "amount": "DOUBLE", "event_time": "TIMESTAMP(3)"}
+
+
+def reading_positions(names: list[str], types: list[str]) -> list[int]:
+    """The positions of READING_COLUMNS in the events' row, in IotReadings' argument order; a missing
+    column or another type is an error here, not a wrong field read in the JVM."""
+    positions = []
+    for column, wanted in READING_COLUMNS.items():
+        if column not in names:
+            raise ValueError(f"the checked events have no column {column!r}: IotReadings.java reads it; "
+                             "keep streaming/event_columns.py and READING_COLUMNS in step")
+        found = types[names.index(column)]
+        # a time attribute prints as TIMESTAMP(3) *ROWTIME*; nullability as NOT NULL
+        if found.split(" ")[0] != wanted:
+            raise ValueError(f"column {column!r} is {found}, IotReadings.java reads it as {wanted}")
+        positions.append(names.index(column))
+    return positions
+
+
 def attach(t_env: "StreamTableEnvironment", events_checked: "Table") -> tuple["Table", "Table"]:
     """Convert the parsed events to a DataStream once and return (the same events as a Table for the
     SQL statements, the IoT alerts as a Table).
@@ -75,6 +96,10 @@ def attach(t_env: "StreamTableEnvironment", events_checked: "Table") -> tuple["T
     events view next to the SQL statements would run a second Kafka source and a second parse. Here
     the SQL statements read the converted stream back (event_time stays the rowtime column; its
     watermark is the source's, SOURCE_WATERMARK()), so both branches share one source and one parse.
+
+    The stream carries Flink SQL's internal rows (RowData), not Row: with the target type bridged to
+    RowData both conversions are the identity, where Row cost a conversion of every column of every
+    event each way (a fifth of the job's sampled time, docs/performance.md).
     """
     from pyflink.datastream import DataStream
     from pyflink.java_gateway import get_gateway
@@ -84,12 +109,14 @@ def attach(t_env: "StreamTableEnvironment", events_checked: "Table") -> tuple["T
     jvm = get_gateway().jvm
     # proc_time cannot cross the conversion as a time attribute; it is declared again on the way back
     converted = events_checked.drop_columns(col("proc_time"))
-    names = converted.get_schema().get_field_names()
-    stream = t_env.to_data_stream(converted)
+    schema = converted._j_table.getResolvedSchema()
+    names = list(schema.getColumnNames())
+    types = [str(schema.getColumnDataTypes().get(i)) for i in range(len(names))]
+    internal = schema.toPhysicalRowDataType().bridgedTo(jvm.org.apache.flink.table.data.RowData._java_lang_class)
+    stream = DataStream(t_env._j_tenv.toDataStream(converted._j_table, internal))
     iot = jvm.io.patternalarm.iot
     readings = (stream._j_data_stream
-                .flatMap(iot.IotReadings(*[names.index(c) for c in ("reject_reason", "domain", "actor_id",
-                                                                     "transaction_id", "amount", "event_time")]),
+                .flatMap(iot.IotReadings(*reading_positions(names, types)),
                          jvm.org.apache.flink.api.common.typeinfo.TypeInformation.of(iot.IotReading().getClass()))
                 .name("iot readings").uid("iot-readings"))
     alerts = (readings.keyBy(iot.IotReadings.ByDevice())
@@ -113,4 +140,4 @@ FROM {view} WHERE `pattern` IN ({chosen})"""
 
 def plan_text() -> str:
     """What the plan fingerprint must see of the IoT branch: the wiring and every threshold."""
-    return f"iot wiring v1: {DETECTOR_CLASS} keyed by device after IotReadings; {thresholds_json()}"
+    return f"iot wiring v2 (RowData): {DETECTOR_CLASS} keyed by device after IotReadings; {thresholds_json()}"

@@ -189,6 +189,18 @@ def test_threshold_override_and_bad_value_names_the_variable(monkeypatch: pytest
         iot_detectors.thresholds("spike")
 
 
+def test_reading_columns_are_found_by_name_and_type_checked() -> None:
+    """IotReadings.java reads RowData by position and type: the job passes positions off the schema,
+    and a column of another type is refused before the JVM reads it wrongly."""
+    names = ["payload", "reject_reason", "transaction_id", "domain", "actor_id", "event_time", "amount"]
+    types = ["STRING", "STRING", "STRING NOT NULL", "STRING", "STRING", "TIMESTAMP(3) *ROWTIME*", "DOUBLE"]
+    assert iot_detectors.reading_positions(names, types) == [1, 3, 4, 2, 6, 5]
+    with pytest.raises(ValueError, match="'amount' is DECIMAL.*DOUBLE"):
+        iot_detectors.reading_positions(names, [*types[:-1], "DECIMAL(10, 2)"])
+    with pytest.raises(ValueError, match="no column 'amount'"):
+        iot_detectors.reading_positions(names[:-1], types[:-1])
+
+
 def test_pa_patterns_selects_iot_detectors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PA_PATTERNS", "card_testing,dropout")
     assert iot_detectors.enabled() == ["dropout"]
