@@ -145,7 +145,11 @@ class Settings:
                                "Maximum heap of the detection job's JVM (its keyed state lives there; the "
                                "garbage collector took a third of its CPU at 1g, 16 % at 3g: "
                                "docs/performance.md)")
-    flink_checkpoint_ms: int = _setting("PA_FLINK_CHECKPOINT_MS", 5000, "Checkpoint interval")
+    flink_checkpoint_ms: int = _setting("PA_FLINK_CHECKPOINT_MS", 15000,
+                                     "Checkpoint interval: the most a restart replays; each checkpoint "
+                                     "flushes the windows' pre-aggregation and copies all keyed state "
+                                     "(at 5000 a seventh of the job's CPU: docs/performance.md). Alerts "
+                                     "do not wait for it")
     watermark_delay_ms: int = _setting("PA_WATERMARK_DELAY_MS", 500,
                                        "Allowed event-time disorder within a Kafka partition; every pattern "
                                        "waits this long for the watermark, so it is the floor of the "

@@ -32,7 +32,11 @@ def query(settings: Any, sql: str) -> list[tuple[Any, ...]]:
         return cur.fetchall()
 
 
-def test_kill_and_restart_loses_and_doubles_nothing(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_kill_and_restart_loses_and_doubles_nothing(tmp_path: Path, request: pytest.FixtureRequest,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kill comes KILL_AFTER_S into the run, the job's start included: checkpoints every 5 s (the
+    # default's 15 s is for throughput) give it several to restore from, with patterns mid-match.
+    monkeypatch.setenv("PA_FLINK_CHECKPOINT_MS", "5000")
     with isolated_run(tmp_path) as settings:
         job = DetectionJob(settings, tmp_path / "job.log")
         request.addfinalizer(job.kill)  # whatever fails, no job outlives the test
