@@ -28,7 +28,7 @@ status: ## health of every service, with the log to read when one is down
 urls: ## where the UIs are
 	@$(STACK) urls
 
-demo: setup ## the main job and the loop: NORMAL traffic, live numbers, simulated analyst, retrain (DURATION=60s MODE=NORMAL RETRAIN=1)
+demo: setup ## the main job and the loop: NORMAL traffic, live numbers, simulated analyst, retrain; until Ctrl-C (DURATION=60s MODE=NORMAL RETRAIN=1)
 	@$(STACK) demo
 
 test: setup ## every test, against real services that it starts

@@ -186,7 +186,9 @@ def window_scoring(settings: config.Settings, start: datetime, end: datetime) ->
          WHERE window_end > '{start.isoformat()}' AND window_end <= '{end.isoformat()}'""", "windows")
 
 
-GENERATED_PER_S = 12_000  # what the generator makes offline here, encoding included (measured 15-58k/s: the previous phase's tail competes)
+# What the generator makes offline here, encoding included (measured 15-58k/s: the previous phase's
+# tail competes for the cores).
+GENERATED_PER_S = 12_000
 
 
 def pregenerate(stream: generator.EventStream, rate_per_min: float,

@@ -80,11 +80,11 @@ def reading_positions(names: list[str], types: list[str]) -> list[int]:
         if column not in names:
             raise ValueError(f"the checked events have no column {column!r}: IotReadings.java reads it; "
                              "keep streaming/event_columns.py and READING_COLUMNS in step")
-        found = types[names.index(column)]
+        position = names.index(column)
         # a time attribute prints as TIMESTAMP(3) *ROWTIME*; nullability as NOT NULL
-        if found.split(" ")[0] != wanted:
-            raise ValueError(f"column {column!r} is {found}, IotReadings.java reads it as {wanted}")
-        positions.append(names.index(column))
+        if types[position].split(" ")[0] != wanted:
+            raise ValueError(f"column {column!r} is {types[position]}, IotReadings.java reads it as {wanted}")
+        positions.append(position)
     return positions
 
 

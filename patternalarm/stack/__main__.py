@@ -4,7 +4,7 @@
     up [SERVICE...]  start services (all by default) and wait until healthy
     down [SERVICE...] stop them (reverse order); PostgreSQL stays up unless PA_STOP_POSTGRES=1
     status           one line per service: healthy or why not, and where its log is
-    demo             up, then the generator in NORMAL mode with a live read-out (DURATION=60s)
+    demo             up, then the generator in NORMAL mode with a live read-out (until Ctrl-C, or DURATION=60s)
     urls             where the UIs are
 
 Standard library only: it runs before any virtualenv exists.

@@ -33,9 +33,8 @@ public class IotReadings implements FlatMapFunction<RowData, IotReading> {
     private final int eventTime;
 
     /**
-     * @param rejectReason, domain, actorId, transactionId STRING columns
-     * @param value a DOUBLE column (the reading)
-     * @param eventTime a TIMESTAMP(3) column
+     * Positions in the row: rejectReason, domain, actorId and transactionId are STRING columns, value
+     * a DOUBLE (the reading), eventTime a TIMESTAMP(3).
      */
     public IotReadings(int rejectReason, int domain, int actorId, int transactionId, int value, int eventTime) {
         this.rejectReason = rejectReason;
