@@ -48,7 +48,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from patternalarm import config
 from patternalarm.events import encode
@@ -228,9 +228,11 @@ def publish_on_schedule(producer: Any, records: list[tuple[bytes, bytes]], start
         producer.send_raw(key, value)
 
 
-def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, pace: float,
-              drain_s: float, sampler: StackSampler, finish_within_s: float = 30.0,
-              pregenerated: bool = False) -> dict[str, Any]:
+def produce(settings: config.Settings, mode: str, seconds: float, seed: int, pace: float, pregenerated: bool,
+            on_start: Callable[[datetime], None] = lambda start: None,
+            finish_within_s: float = 30.0) -> tuple[datetime, datetime, generator.RunStats]:
+    """The mode's events for ``seconds`` at its rate, made first when ``pregenerated``; ``on_start``
+    runs with the first event's time just before it is sent. Returns production's start and end."""
     from streaming.kafka_io import EventProducer
 
     producer = EventProducer(settings)
@@ -238,19 +240,29 @@ def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, p
     stream = generator.EventStream(seed, settings.fraud_rate, f"bench-{mode}", pace=pace, rate_per_min=rate)
     if pregenerated:
         start, records = pregenerate(stream, rate, seconds)
-        base = processed(settings, start)
         time.sleep(max(0.0, (start - datetime.now(timezone.utc)).total_seconds()))
-        sampler.mark()
+        on_start(start)
         publish_on_schedule(producer, records, start, rate)
         stats = generator.RunStats(target_per_min=rate, produced=len(records))
     else:
         start = datetime.now(timezone.utc)
-        base = processed(settings, start)
-        sampler.mark()
+        on_start(start)
         stats = generator.run(stream, producer.send, lambda truth: None, mode, seconds, tail_s=0.0,
                               finish_within_s=finish_within_s)
     stats.errors = producer.failed + producer.close()
-    end = datetime.now(timezone.utc)
+    return start, datetime.now(timezone.utc), stats
+
+
+def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, pace: float,
+              drain_s: float, sampler: StackSampler, pregenerated: bool = False) -> dict[str, Any]:
+    bases: list[int] = []  # events already counted in the rows overlapping the phase's start
+
+    def started(start: datetime) -> None:
+        bases.append(processed(settings, start))
+        sampler.mark()
+
+    start, end, stats = produce(settings, mode, seconds, seed, pace, pregenerated, on_start=started)
+    base = bases[0]
     ended = time.monotonic()
     deadline = ended + drain_s
     while processed(settings, start) - base < stats.produced and time.monotonic() < deadline:
@@ -328,7 +340,8 @@ def main() -> None:
         job = DetectionJob(settings, var_dir / "job.log", with_scorer=not args.without_scorer)
         job.start(resume=False)
         try:
-            for i, mode in enumerate(args.modes.split(",")):
+            modes = args.modes.split(",")
+            for i, mode in enumerate(modes):
                 sampler = StackSampler(job.proc.pid)
                 sampling = threading.Thread(target=sampler.sample_until_stopped, daemon=True)
                 sampling.start()
@@ -342,9 +355,8 @@ def main() -> None:
                 print(json.dumps(phase), flush=True)
             # closing traffic, not reported: without it the last phase's watermark stops where its
             # events stop, and alerts waiting for it would never show in the recount
-            closing = StackSampler(job.proc.pid)
-            run_phase(settings, mode, CLOSING_S, args.seed + len(report["phases"]), args.pace, args.drain_s,
-                      closing, pregenerated=args.pregenerated)
+            produce(settings, modes[-1], CLOSING_S, args.seed + len(modes), args.pace, args.pregenerated)
+            time.sleep(settings.watermark_delay_ms / 1000 + 3)
             report["event_to_alert_at_end"] = recount(settings, report["phases"])
             print(json.dumps({"event_to_alert_at_end": report["event_to_alert_at_end"]}), flush=True)
         finally:
