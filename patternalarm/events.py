@@ -169,7 +169,7 @@ def validate(event: Any) -> None:
 
 
 def contract_spec() -> dict[str, Any]:
-    """The contract as JSON-ready data for the JVM validator (streaming/udf, ParseEvent).
+    """The contract as JSON-ready data for the JVM validator (streaming/udf, the job's event format).
 
     Everything the validator needs, in the order :func:`validate` checks it, with every reason text
     already produced by this module's own functions, so the JVM never builds a message itself.

@@ -176,7 +176,7 @@ def txn_from_event(event: Mapping[str, object], event_time: datetime) -> Txn:
     """A contract event as a Txn; IoT readings use their value as the amount.
 
     A text column takes JSON strings only (a number or an object nested in an unvalidated part, such
-    as shipping_address.country, counts as absent), as the Flink job's parse_event does.
+    as shipping_address.country, counts as absent), as the Flink job's event format does.
     """
     domain = str(event["domain"])
     amount_field = "value" if domain == "iot" else "amount"

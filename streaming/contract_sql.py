@@ -1,10 +1,11 @@
 """Flink SQL that applies the event contract (patternalarm/events.py) and the job's typed columns
 (streaming/event_columns.py), so the job validates and reads events exactly as the contract says.
 
-Validation and projection are one JVM table function, ``parse_event`` (streaming/udf): it parses each
-payload once and gets the contract and the column list as JSON literals written here, so the contract
-is defined in Python only. It replaced a generated SQL CASE of ~400 JSON_QUERY/JSON_VALUE calls, each
-re-parsing the payload, which the planner also copied into every consumer of the validated stream.
+Validation and projection are the Kafka source's format, ``patternalarm-event`` (streaming/udf,
+EventFormatFactory.java): it parses each payload once as the source reads it and gets the contract and
+the column list as JSON literals written here, so the contract is defined in Python only. It replaced
+a table function over the raw payload (which needed a second parse for the watermark), which had
+replaced a generated SQL CASE of ~400 JSON_QUERY/JSON_VALUE calls, each re-parsing the payload.
 
 Everything here is pure string building: unit-testable without a cluster.
 """
@@ -16,14 +17,16 @@ import json
 from patternalarm import events as contract
 from streaming import event_columns
 
-FUNCTION_NAME = "parse_event"
-# The event time of the source's watermark (a watermark can only be declared in the source DDL, where
-# Flink evaluates it twice per event): a JVM scalar that only tokenizes the payload's top level.
-EVENT_TIME_FUNCTION = "event_time_of"
+# The Kafka source's format (streaming/udf, EventFormatFactory.java): parses, validates and projects
+# each event as the source reads it.
+FORMAT = "patternalarm-event"
+# The physical columns the format fills before the typed event columns: the payload (rejected
+# events only), the contract's reason (NULL for a valid event) and the contract timestamp (NULL
+# when the contract refuses it), which the source's event time and watermark read.
+FORMAT_COLUMNS = (("payload", "STRING"), ("reject_reason", "STRING"), ("contract_time", "TIMESTAMP(3)"))
 # The patterns' look-back to an actor's previous event (LAG for a ROWS frame: PreviousTime.java says why).
 PREVIOUS_TIME_FUNCTION = "previous_time"
-FUNCTIONS = {FUNCTION_NAME: "io.patternalarm.udf.ParseEvent", EVENT_TIME_FUNCTION: "io.patternalarm.udf.EventTime",
-             PREVIOUS_TIME_FUNCTION: "io.patternalarm.udf.PreviousTime"}
+FUNCTIONS = {PREVIOUS_TIME_FUNCTION: "io.patternalarm.udf.PreviousTime"}
 
 
 def quote(text: str) -> str:
@@ -42,25 +45,23 @@ def create_functions_sql(jar_uri: str) -> list[str]:
             for name, cls in FUNCTIONS.items()]
 
 
-def event_time_sql(payload: str = "payload") -> str:
-    """The contract timestamp as TIMESTAMP(3), NULL when the payload has none the contract accepts."""
-    return f"{EVENT_TIME_FUNCTION}({payload}, {quote(_compact(contract.contract_spec()['timestamp']))})"
+def source_columns_sql() -> str:
+    """The physical columns of a table in the event format, in the order the format fills them."""
+    columns = [*FORMAT_COLUMNS, *((c.name, c.type) for c in event_columns.COLUMNS)]
+    return ", ".join(f"`{name}` {sql_type}" for name, sql_type in columns)
+
+
+def format_options_sql() -> str:
+    """The WITH options that select the event format, with the contract and the column list as
+    literals (the contract is defined in Python only)."""
+    return (f"'format' = '{FORMAT}', "
+            f"'{FORMAT}.contract' = {quote(_compact(contract.contract_spec()))}, "
+            f"'{FORMAT}.columns' = {quote(event_columns.columns_json())}")
 
 
 def output_columns() -> tuple[str, ...]:
-    """parse_event's output columns, in order: the reason first, then the typed event columns."""
+    """The verdict and typed columns every statement reads: the reason first, then the event columns."""
     return ("reject_reason", *event_columns.NAMES)
-
-
-def parse_event_call(payload: str = "payload") -> str:
-    """The call with its two literals: the contract spec and the column list."""
-    return (f"{FUNCTION_NAME}({payload}, {quote(_compact(contract.contract_spec()))}, "
-            f"{quote(event_columns.columns_json())})")
-
-
-def lateral_parse_event(payload: str = "payload", alias: str = "p") -> str:
-    """`LATERAL TABLE(parse_event(...)) AS p(reject_reason, ...)` to join to the raw events' FROM."""
-    return f"LATERAL TABLE({parse_event_call(payload)}) AS {alias}({', '.join(output_columns())})"
 
 
 def event_view_columns() -> str:

@@ -4,9 +4,9 @@ scorer (streaming/window_scorer.py) scores and stores, off the alert path.
 
     python -m streaming.detection_job          # runs until stopped; resumes from the last checkpoint
 
-Everything is Flink SQL plus two Java functions from streaming/udf (parse_event parses and validates
-each payload once against the contract it gets from patternalarm/events.py; event_time_of reads the
-timestamp for the watermark) and, for the IoT detectors, one Java keyed process function
+Everything is Flink SQL plus Java from streaming/udf: the Kafka source's format (patternalarm-event)
+parses and validates each payload once, as it is read, against the contract it gets from
+patternalarm/events.py; and, for the IoT detectors, one Java keyed process function
 (streaming/iot_detectors.py: the parsed events become a DataStream once, feeding it and, read back,
 every SQL statement), so records stay in the JVM. Exactly-once in effect: checkpoints commit
 the Kafka offsets, the JDBC sinks upsert rows keyed by deterministic ids (alert ids derive from the
@@ -45,14 +45,14 @@ ALERT_COLUMNS = ("alert_id", "`pattern`", "domain", "actor_id", "severity", "fir
 def kafka_source_ddl(settings: Settings) -> str:
     return f"""
 CREATE TABLE events_raw (
-  payload STRING,
+  {contract_sql.source_columns_sql()},
   kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
   proc_time AS PROCTIME(),
   -- event time from the contract's timestamp; a malformed one falls back to the broker time so the
   -- watermark never sees NULL (the event itself goes to the dead-letter topic)
-  event_time AS COALESCE({contract_sql.event_time_sql()}, CAST(kafka_ts AS TIMESTAMP(3))),
+  event_time AS COALESCE(contract_time, CAST(kafka_ts AS TIMESTAMP(3))),
   WATERMARK FOR event_time AS event_time - INTERVAL '{settings.watermark_delay_ms / 1000:.3f}' SECOND
 ) WITH (
   'connector' = 'kafka',
@@ -61,7 +61,7 @@ CREATE TABLE events_raw (
   'properties.group.id' = '{JOB_NAME}-{settings.topic_events}',
   'properties.auto.offset.reset' = 'earliest',
   'scan.startup.mode' = 'group-offsets',
-  'format' = 'raw'
+  {contract_sql.format_options_sql()}
 )"""
 
 
@@ -115,21 +115,17 @@ ALERT_SCHEMA = """
 
 
 def events_checked_sql() -> str:
-    """Every raw event with its contract verdict and typed columns, from one parse_event call (a
-    correlate: a projection cannot absorb it, and create_tables shares it between all statements)."""
+    """Every event with its contract verdict and typed columns, as the source's format parsed them
+    (the payload only for rejected events, which the dead-letter topic gets)."""
     return f"""
-SELECT r.payload, r.kafka_partition, r.kafka_offset, r.proc_time, r.event_time, p.*
-FROM events_raw AS r,
-  {contract_sql.lateral_parse_event("r.payload")}"""
+SELECT payload, kafka_partition, kafka_offset, proc_time, event_time, {", ".join(contract_sql.output_columns())}
+FROM events_raw"""
 
 
 def create_tables(t_env: "TableEnvironment", settings: Settings) -> None:
     for statement in contract_sql.create_functions_sql(udf_jar()):
         t_env.execute_sql(statement)
     t_env.execute_sql(kafka_source_ddl(settings))
-    # A view of a Table object, not of SQL text: every statement then shares the one planned correlate
-    # (SQL views are re-parsed per INSERT with a fresh correlation variable, and each copy would run
-    # parse_event again, with the consumer's filter pushed into it).
     # The IoT detectors are a DataStream function (event-time timers): the parsed events go through one
     # Table -> DataStream conversion that feeds both them and, read back, every SQL statement below, so
     # the job keeps one Kafka source and one parse (iot_detectors.attach says why).
@@ -225,7 +221,8 @@ def plan_fingerprint() -> str:
     plan gets its own checkpoint folder: the new job starts from the consumer group's committed
     offsets instead, losing only the partial pattern and window state of the old plan."""
     # The TTL too: Flink cannot restore state kept without TTL into state with one, or the reverse.
-    text = "\n".join([events_checked_sql(), alerts_query(), actor_windows_query(),
+    text = "\n".join([contract_sql.source_columns_sql(), contract_sql.format_options_sql(),
+                      events_checked_sql(), alerts_query(), actor_windows_query(),
                       f"state ttl {config.load().state_ttl_days} d", iot_detectors.plan_text()])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -279,7 +276,8 @@ def connector_jars() -> list[str]:
 
 
 def udf_jar() -> str:
-    """file:// URL of the parse_event jar that scripts/udf.sh builds from streaming/udf."""
+    """file:// URL of the job's Java (event format, functions, IoT detectors) that scripts/udf.sh
+    builds from streaming/udf."""
     jar = os.environ.get("PA_UDF_JAR")
     if not jar:
         raise RuntimeError("PA_UDF_JAR is not set: run the job through `make up` or set it to the "
@@ -291,7 +289,7 @@ def udf_jar() -> str:
 
 def table_environment(udf_jar_uri: str, options: dict[str, str] | None = None) -> "TableEnvironment":
     """A streaming table environment on a local execution environment whose user class loader holds
-    the parse_event jar.
+    the job's Java (streaming/udf).
 
     Why not TableEnvironment.create: its execution environment uses the application class loader,
     and with checkpointing on, the client compiles every generated operator before submitting

@@ -1,6 +1,6 @@
 """The typed columns the detection job reads from each valid event: one definition, two readers.
 
-The JVM table function ``parse_event`` (streaming/udf) receives :func:`columns_spec` as a JSON literal
+The detection job's event format (``patternalarm-event``, streaming/udf) receives :func:`columns_spec` as a JSON literal
 and fills these columns while it parses and validates the payload, once per event. :func:`extract` is
 the same rule in Python: the reference the parity test holds the JVM to.
 
@@ -117,7 +117,7 @@ def _typed(value: Any, sql_type: str) -> Any:
 
 
 def extract(event: Mapping[str, Any], column: Column) -> Any:
-    """The column's value for one valid event: the rule parse_event applies in the JVM."""
+    """The column's value for one valid event: the rule the event format applies in the JVM."""
     path = column.sources.get(str(event["domain"]), column.sources.get(ALL))
     if path is None:
         return None

@@ -1,4 +1,4 @@
-"""The pure builders behind parse_event: the contract spec, the column list and the SQL around them."""
+"""The pure builders behind the event format: the contract spec, the column list and the SQL around them."""
 
 from __future__ import annotations
 
@@ -76,13 +76,19 @@ def test_quote_doubles_single_quotes() -> None:
     assert contract_sql.quote("it's") == "'it''s'"
 
 
-def test_parse_event_call_carries_spec_and_columns_as_literals() -> None:
-    contract_literal, columns_literal = literals(contract_sql.parse_event_call())
-    assert json.loads(contract_literal) == events.contract_spec()
-    assert json.loads(columns_literal) == event_columns.columns_spec()
-    lateral = contract_sql.lateral_parse_event("r.payload")
-    assert lateral.startswith("LATERAL TABLE(parse_event(r.payload, '")
-    assert lateral.endswith(f"AS p({', '.join(contract_sql.output_columns())})")
+def test_format_options_carry_spec_and_columns_as_literals() -> None:
+    options = literals(contract_sql.format_options_sql())
+    settings = dict(zip(options[0::2], options[1::2], strict=True))
+    assert settings["format"] == contract_sql.FORMAT
+    assert json.loads(settings[f"{contract_sql.FORMAT}.contract"]) == events.contract_spec()
+    assert json.loads(settings[f"{contract_sql.FORMAT}.columns"]) == event_columns.columns_spec()
+
+
+def test_source_columns_are_the_format_layout() -> None:
+    declared = [c.strip().split(" ", 1) for c in contract_sql.source_columns_sql().split(",")]
+    assert [name.strip("`") for name, _ in declared] == [
+        "payload", "reject_reason", "contract_time", *event_columns.NAMES]
+    assert [t for _, t in declared][3:] == [c.type for c in event_columns.COLUMNS]
     assert contract_sql.output_columns()[0] == "reject_reason"
 
 
@@ -92,7 +98,8 @@ def test_events_view_has_what_patterns_and_features_read() -> None:
     assert columns.index("event_time") == columns.index("actor_id") + 1
 
 
-def test_raw_events_are_parsed_by_one_correlate() -> None:
+def test_events_are_parsed_by_the_source_alone() -> None:
+    """The statements read the format's columns; nothing parses the payload again."""
     sql = events_checked_sql()
-    assert sql.count("parse_event(") == 1 and "JSON_VALUE" not in sql and "JSON_QUERY" not in sql
-    assert "LATERAL TABLE" in sql
+    assert "JSON_VALUE" not in sql and "JSON_QUERY" not in sql and "LATERAL TABLE" not in sql
+    assert ", ".join(contract_sql.output_columns()) in sql

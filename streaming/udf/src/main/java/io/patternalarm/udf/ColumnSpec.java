@@ -13,7 +13,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * One output column of parse_event, compiled from {@code streaming.event_columns.columns_spec()}.
+ * One typed column of the event format (EventFormatFactory), compiled from {@code streaming.event_columns.columns_spec()}.
  *
  * <p>Same rule as {@code event_columns.extract}: a per-domain path ({@code "*"} for every domain) of
  * object keys, {@code key[]} to take each element of an array; values keep their strict JSON type

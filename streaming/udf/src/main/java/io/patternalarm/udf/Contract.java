@@ -5,6 +5,7 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMap
 import org.apache.flink.table.data.StringData;
 
 import java.io.IOException;
+import java.time.LocalDateTime;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -21,14 +22,20 @@ import java.util.Map;
  */
 final class Contract {
 
-    /** Outcome of {@link #check}: the reason (null when valid) and the event's domain. */
+    /**
+     * Outcome of {@link #check}: the reason (null when valid), the event's domain and its timestamp
+     * when the contract accepts it (also for an event rejected for another reason: the source's event
+     * time reads it, as the tokenizer it replaced did).
+     */
     static final class Verdict {
         final StringData reason;
         final String domain;
+        final LocalDateTime time;
 
-        Verdict(StringData reason, String domain) {
+        Verdict(StringData reason, String domain, LocalDateTime time) {
             this.reason = reason;
             this.domain = domain;
+            this.time = time;
         }
     }
 
@@ -99,36 +106,37 @@ final class Contract {
 
     Verdict check(JsonNode event) {
         if (!event.isObject()) {
-            return new Verdict(notAnObject, null);
+            return new Verdict(notAnObject, null, null);
         }
+        JsonNode ts = event.get(timestamp.field);
+        LocalDateTime time = ts != null && ts.isTextual() ? timestamp.parse(ts.textValue()) : null;
         JsonNode domainNode = event.get("domain");
         String domain = domainNode != null && domainNode.isTextual() ? domainNode.textValue() : null;
         Field[] domainFields = domain == null ? null : fields.get(domain);
         if (domainFields == null) {
-            return new Verdict(unknownDomain, null);
+            return new Verdict(unknownDomain, null, time);
         }
         for (Field f : domainFields) {
             JsonNode value = event.get(f.name);
             if (value == null || value.isNull()) {
                 if (f.required) {
-                    return new Verdict(f.missing, domain);
+                    return new Verdict(f.missing, domain, time);
                 }
                 continue;
             }
             if (!matches(value, f.kind)) {
-                return new Verdict(f.wrongKind, domain);
+                return new Verdict(f.wrongKind, domain, time);
             }
         }
-        JsonNode ts = event.get(timestamp.field);
-        if (ts == null || !ts.isTextual() || timestamp.parse(ts.textValue()) == null) {
-            return new Verdict(badTimestamp, domain);
+        if (time == null) {
+            return new Verdict(badTimestamp, domain, null);
         }
         for (SameValue rule : sameValue) {
             if (rule.domain.equals(domain) && !equal(event.get(rule.field), event.get(rule.other))) {
-                return new Verdict(rule.reason, domain);
+                return new Verdict(rule.reason, domain, time);
             }
         }
-        return new Verdict(null, domain);
+        return new Verdict(null, domain, time);
     }
 
     private static boolean matches(JsonNode value, Kind kind) {

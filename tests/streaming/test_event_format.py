@@ -1,15 +1,18 @@
-"""parse_event (the JVM validator, streaming/udf) against the Python contract, payload by payload.
+"""The event format (the JVM validator, streaming/udf) against the Python contract, payload by payload.
 
-A corpus of valid events of every domain and of every kind of breakage goes through the real table
-function in a local Flink (a VALUES source, results collected) and through events.decode: the reject
-reason must be the same text (NULL for a valid event) and the typed columns the same values as
-event_columns.extract, and, for the feature columns, as features.txn_from_event.
+A corpus of valid events of every domain and of every kind of breakage (a Kafka tombstone too) is
+published to a fresh topic and read back by a local Flink through a Kafka table in the
+`patternalarm-event` format, as the detection job's source reads it, and goes through events.decode:
+the reject reason must be the same text (NULL for a valid event), the typed columns the same values as
+event_columns.extract and, for the feature columns, as features.txn_from_event; the event time the
+contract timestamp; the payload kept for rejected events only.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -137,31 +140,98 @@ def python_reason(payload: str | None) -> str | None:
     return None
 
 
-def values_sql() -> str:
-    rows = ",\n".join(f"({i}, {'CAST(NULL AS STRING)' if p is None else f'CAST({contract_sql.quote(p)} AS STRING)'})"
-                      for i, (_, p) in enumerate(CORPUS))
+def publish_corpus(settings: config.Settings, topic: str) -> None:
+    """The corpus into a one-partition topic, in order, so each record's offset is its index."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+        future.result(30)
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all"})
+    for _, payload in CORPUS:
+        producer.produce(topic, value=None if payload is None else payload.encode())
+    assert producer.flush(30) == 0
+
+
+def corpus_table_ddl(settings: config.Settings, topic: str) -> str:
     return f"""
-SELECT t.id, {contract_sql.event_time_sql("t.payload")} AS event_time, p.*
-FROM (VALUES {rows}) AS t(id, payload),
-  {contract_sql.lateral_parse_event("t.payload")}"""
+CREATE TABLE corpus ({contract_sql.source_columns_sql()},
+  kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL
+) WITH (
+  'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{settings.kafka_bootstrap}',
+  'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset',
+  {contract_sql.format_options_sql()}
+)"""
+
+
+COLUMNS = len(event_columns.NAMES)
 
 
 @pytest.fixture(scope="module")
-def jvm_rows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, tuple[Any, ...]]]:
+def corpus_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
+    """A table environment as the job builds it, and the corpus topic, published once."""
     import os
+    import uuid
 
-    from pyflink.table import EnvironmentSettings, TableEnvironment
+    from streaming import detection_job
 
     settings = config.load()
     os.environ.setdefault("FLINK_LOG_DIR", str(tmp_path_factory.mktemp("flink-log")))
     os.environ.setdefault("JVM_ARGS", "-Xmx512m")
-    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    t_env.get_config().set("parallelism.default", "1")
-    for statement in contract_sql.create_functions_sql(kafka_broker.udf_jar(settings).resolve().as_uri()):
-        t_env.execute_sql(statement)
-    with t_env.execute_sql(values_sql()).collect() as results:
-        rows = {row[0]: tuple(row)[1:] for row in results}  # event_time, reject_reason, columns...
-    yield rows
+    topic = f"pa.test.format.{uuid.uuid4().hex[:8]}"
+    publish_corpus(settings, topic)
+    udf = kafka_broker.udf_jar(settings).resolve().as_uri()
+    connectors = [p.resolve().as_uri() for p in sorted(kafka_broker.jar_folder(settings, "flink").glob("*.jar"))]
+    options = {"pipeline.jars": ";".join([*connectors, udf]), "parallelism.default": "1"}
+    t_env = detection_job.table_environment(udf, options)
+    for key, value in options.items():  # as the job does: PyFlink loads pipeline.jars set on the table config
+        t_env.get_config().set(key, value)
+    try:
+        yield t_env, topic
+    finally:
+        kafka_broker.delete_topics(settings, re.escape(topic))
+
+
+@pytest.fixture(scope="module")
+def jvm_rows(corpus_env: tuple[Any, str]) -> dict[int, tuple[Any, ...]]:
+    """Per corpus index: (event_time, reject_reason, the typed columns..., payload)."""
+    t_env, topic = corpus_env
+    t_env.execute_sql(corpus_table_ddl(config.load(), topic))
+    query = (f"SELECT kafka_offset, contract_time, {', '.join(contract_sql.output_columns())}, payload "
+             "FROM corpus")
+    with t_env.execute_sql(query).collect() as results:
+        return {row[0]: tuple(row)[1:] for row in results}
+
+
+def test_a_table_with_other_columns_is_refused_with_the_fix(corpus_env: tuple[Any, str]) -> None:
+    """Columns out of the format's order would be filled with the wrong values: refused at planning."""
+    from py4j.protocol import Py4JJavaError
+
+    t_env, topic = corpus_env
+    ddl = corpus_table_ddl(config.load(), topic).replace("CREATE TABLE corpus (", "CREATE TABLE swapped (", 1)
+    ddl = ddl.replace("`payload` STRING, `reject_reason` STRING", "`reject_reason` STRING, `payload` STRING", 1)
+    t_env.execute_sql(ddl)
+    with pytest.raises(Py4JJavaError) as refused:
+        t_env.execute_sql("SELECT reject_reason FROM swapped").collect().close()
+    message = str(refused.value)
+    assert "patternalarm-event fills the physical columns (payload STRING, reject_reason STRING" in message
+    assert "source_columns_sql()" in message
+
+
+def typed_columns(row: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(event_columns.NAMES, row[2:2 + COLUMNS], strict=True))
+
+
+def test_every_corpus_record_is_read_once(jvm_rows: dict[int, tuple[Any, ...]]) -> None:
+    assert sorted(jvm_rows) == list(range(len(CORPUS)))
+
+
+@pytest.mark.parametrize("index", range(len(CORPUS)), ids=[label for label, _ in CORPUS])
+def test_only_rejected_events_carry_their_payload(jvm_rows: dict[int, tuple[Any, ...]], index: int) -> None:
+    _, payload = CORPUS[index]
+    expected = None if python_reason(payload) is None else payload
+    assert jvm_rows[index][-1] == expected
 
 
 def test_corpus_is_large_and_covers_every_outcome() -> None:
@@ -180,7 +250,7 @@ def test_reject_reason_matches_python_validator(jvm_rows: dict[int, tuple[Any, .
 @pytest.mark.parametrize("index", range(len(CORPUS)), ids=[label for label, _ in CORPUS])
 def test_typed_columns_match_python(jvm_rows: dict[int, tuple[Any, ...]], index: int) -> None:
     _, payload = CORPUS[index]
-    got = dict(zip(event_columns.NAMES, jvm_rows[index][2:]))
+    got = typed_columns(jvm_rows[index])
     if python_reason(payload) is not None:
         assert set(got.values()) == {None}
         return
@@ -218,7 +288,7 @@ def test_event_time_is_the_contract_timestamp(jvm_rows: dict[int, tuple[Any, ...
 
 def test_cart_columns_read_the_categories(jvm_rows: dict[int, tuple[Any, ...]]) -> None:
     index = next(i for i, (label, _) in enumerate(CORPUS) if label == "valid: electronics in cart")
-    got = dict(zip(event_columns.NAMES, jvm_rows[index][2:]))
+    got = typed_columns(jvm_rows[index])
     assert got["cart_categories"] == "books,electronics"
     assert got["cart_has_electronics"] is True
     assert got["user_id"] == valid("ecommerce")["user_id"]

@@ -1,0 +1,118 @@
+package io.patternalarm.udf;
+
+import org.apache.flink.api.common.serialization.DeserializationSchema;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ObjectNode;
+import org.apache.flink.table.data.GenericRowData;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.data.TimestampData;
+
+import java.io.IOException;
+import java.util.List;
+
+/**
+ * Turns one Kafka record value into the source row of the {@code patternalarm-event} format:
+ * {@code payload, reject_reason, contract_time}, then the typed event columns
+ * ({@link EventFormatFactory} says why a format).
+ *
+ * <p>Each payload is parsed once, into a tree, validated against the contract and projected. A
+ * valid event carries no payload (nothing downstream reads it, and every copy of a 300-byte string
+ * cost CPU); a rejected one carries its payload and reason, for the dead-letter topic, and NULL
+ * columns. A Kafka tombstone (no value) is malformed JSON, as Python's decoder says of nothing. It
+ * never throws, so a bad record can never fail the job.
+ */
+final class EventDeserializer implements DeserializationSchema<RowData> {
+
+    private static final long serialVersionUID = 1L;
+
+    static final int PAYLOAD = 0;
+    static final int REJECT_REASON = 1;
+    static final int CONTRACT_TIME = 2;
+    static final int FIRST_COLUMN = 3;
+
+    private final String contractJson;
+    private final String columnsJson;
+    private final TypeInformation<RowData> producedType;
+
+    private transient ObjectMapper mapper;
+    private transient Contract contract;
+    private transient List<ColumnSpec> columns;
+
+    EventDeserializer(String contractJson, String columnsJson, TypeInformation<RowData> producedType) {
+        this.contractJson = contractJson;
+        this.columnsJson = columnsJson;
+        this.producedType = producedType;
+    }
+
+    @Override
+    public void open(InitializationContext context) {
+        compile();
+    }
+
+    private void compile() {
+        mapper = new ObjectMapper();
+        contract = Contract.parse(mapper, contractJson);
+        columns = ColumnSpec.parseAll(mapper, columnsJson, contract.domains);
+    }
+
+    @Override
+    public RowData deserialize(byte[] message) {
+        if (contract == null) {
+            compile(); // a caller that skipped open()
+        }
+        GenericRowData row = new GenericRowData(FIRST_COLUMN + columns.size());
+        JsonNode event = message == null ? null : parse(message);
+        if (event == null) {
+            return rejected(row, message, contract.malformedJson);
+        }
+        Contract.Verdict verdict = contract.check(event);
+        if (verdict.time != null) {
+            row.setField(CONTRACT_TIME, TimestampData.fromLocalDateTime(verdict.time));
+        }
+        if (verdict.reason != null) {
+            return rejected(row, message, verdict.reason);
+        }
+        ObjectNode object = (ObjectNode) event;
+        for (int i = 0; i < columns.size(); i++) {
+            row.setField(FIRST_COLUMN + i, columns.get(i).extract(object, verdict.domain));
+        }
+        return row;
+    }
+
+    private static RowData rejected(GenericRowData row, byte[] message, StringData reason) {
+        row.setField(PAYLOAD, message == null ? null : StringData.fromBytes(message));
+        row.setField(REJECT_REASON, reason);
+        return row;
+    }
+
+    /** The parsed JSON value, or null when the payload is not exactly one JSON value. */
+    private JsonNode parse(byte[] bytes) {
+        try (JsonParser parser = mapper.getFactory().createParser(bytes)) {
+            if (parser.nextToken() == null) {
+                return null; // empty or blank
+            }
+            JsonNode node = mapper.readTree(parser);
+            if (parser.nextToken() != null) {
+                return null; // trailing data after the value, as Python's json.loads refuses it
+            }
+            // a literal JSON null is a value, not malformed: the contract calls it "not an object"
+            return node == null ? mapper.nullNode() : node;
+        } catch (IOException | RuntimeException | StackOverflowError e) {
+            return null;
+        }
+    }
+
+    @Override
+    public boolean isEndOfStream(RowData nextElement) {
+        return false;
+    }
+
+    @Override
+    public TypeInformation<RowData> getProducedType() {
+        return producedType;
+    }
+}
