@@ -362,10 +362,24 @@ def create_environment(settings: Settings, resume: bool = True) -> "TableEnviron
     return t_env
 
 
+# PA_FLINK_GC's choices (docs/performance.md measured both on this job).
+GARBAGE_COLLECTORS = {"g1": "-XX:+UseG1GC", "parallel": "-XX:+UseParallelGC"}
+
+
+def jvm_args(settings: Settings) -> str:
+    """The JVM's options from the settings: a bounded heap and the chosen collector."""
+    collector = GARBAGE_COLLECTORS.get(settings.flink_gc)
+    if collector is None:
+        raise ValueError(f"PA_FLINK_GC={settings.flink_gc!r} is not a collector this job knows: set it to "
+                         f"one of {', '.join(GARBAGE_COLLECTORS)}")
+    return f"-Xmx{settings.flink_heap} {collector}"
+
+
 def jvm_environment(settings: Settings) -> None:
-    """Set before the JVM starts: UTC (JDBC timestamps), a bounded heap, Flink's logs under var/."""
+    """Set before the JVM starts: UTC (JDBC timestamps), heap and collector (JVM_ARGS, when set,
+    wins), Flink's logs under var/."""
     os.environ.setdefault("TZ", "UTC")
-    os.environ.setdefault("JVM_ARGS", f"-Xmx{settings.flink_heap}")
+    os.environ.setdefault("JVM_ARGS", jvm_args(settings))
     log_dir = settings.resolved_var_dir() / "log" / "flink"
     log_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("FLINK_LOG_DIR", str(log_dir))

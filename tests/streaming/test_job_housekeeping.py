@@ -1,5 +1,6 @@
-"""What the detection job leaves on disk: its Flink working directory and checkpoints stay under
-var/ and do not pile up across restarts (hundreds of killed runs had filled the disk)."""
+"""What the detection job leaves on disk (its Flink working directory and checkpoints stay under
+var/ and do not pile up across restarts: hundreds of killed runs had filled the disk), and the
+JVM it asks for."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import dataclasses
 import os
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from patternalarm import config
 from streaming import detection_job
@@ -38,3 +41,11 @@ def test_resuming_removes_the_checkpoints_of_other_runs_only(tmp_path: Path) -> 
     detection_job.prune_checkpoints(keep)
     assert (keep / "_metadata").is_file()
     assert sorted(p.name for p in runs.iterdir()) == ["resumed-run"]
+
+
+def test_jvm_args_bound_the_heap_and_choose_the_collector() -> None:
+    settings = dataclasses.replace(config.load(), flink_heap="2g", flink_gc="parallel")
+    assert detection_job.jvm_args(settings) == "-Xmx2g -XX:+UseParallelGC"
+    assert detection_job.jvm_args(dataclasses.replace(settings, flink_gc="g1")) == "-Xmx2g -XX:+UseG1GC"
+    with pytest.raises(ValueError, match="PA_FLINK_GC='zgc' .* one of g1, parallel"):
+        detection_job.jvm_args(dataclasses.replace(settings, flink_gc="zgc"))
