@@ -75,9 +75,6 @@ class Settings:
     topic_windows: str = _setting("PA_TOPIC_WINDOWS", "pa.windows",
                                   "Per-actor 1-minute feature windows, from the job to the window scorer")
     topic_partitions: int = _setting("PA_TOPIC_PARTITIONS", 4, "Partitions per topic (at least 2)")
-    kafka_compression: str = _setting("PA_KAFKA_COMPRESSION", "lz4",
-                                      "compression.type of the generator's and replay's producer (none, "
-                                      "gzip, snappy, lz4, zstd); the detection job decompresses what it gets")
 
     # Scoring service
     serving_host: str = _setting("PA_SERVING_HOST", "127.0.0.1", "Address the scoring API binds")
@@ -149,10 +146,10 @@ class Settings:
                                "garbage collector took a third of its CPU at 1g, 16 % at 3g: "
                                "docs/performance.md)")
     flink_gc: str = _setting("PA_FLINK_GC", "g1",
-                             "Garbage collector of the detection job's JVM: g1 (short pauses, for the "
-                             "event->alert tail) or parallel (about a quarter less CPU per event, for "
-                             "throughput, with pauses of 0.1-0.6 s and ~1 s full collections: "
-                             "docs/performance.md)")
+                             "Garbage collector of the detection job's JVM: g1 (pauses under 0.2 s, "
+                             "for the event->alert tail) or parallel (a quarter less CPU per event, for "
+                             "draining a backlog, but pauses of 0.1-0.7 s and full collections of "
+                             "1-3 s under load: docs/performance.md)")
     flink_checkpoint_ms: int = _setting("PA_FLINK_CHECKPOINT_MS", 15000,
                                      "Checkpoint interval: the most a restart replays; each checkpoint "
                                      "flushes the windows' pre-aggregation and copies all keyed state "

@@ -25,7 +25,7 @@ class EventProducer:
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
-            "compression.type": settings.kafka_compression,
+            "compression.type": "lz4",
             "queue.buffering.max.messages": 500_000,
         })
 
