@@ -299,7 +299,8 @@ def table_environment(udf_jar_uri: str, options: dict[str, str] | None = None) -
 
     ``options`` go into the execution environment's own configuration: the job runs through it
     (:func:`submit`), and options set on the table config only would not reach it (checkpointing,
-    pipeline.jars, the restore path).
+    pipeline.jars, the restore path). They are set on the table config too: the planner reads its
+    options there, and PyFlink puts `pipeline.jars` set there on the loader that finds connectors.
     """
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.java_gateway import get_gateway
@@ -318,7 +319,11 @@ def table_environment(udf_jar_uri: str, options: dict[str, str] | None = None) -
     for key, value in (options or {}).items():
         j_conf.setString(key, value)
     j_env = jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment(j_conf, loader)
-    return StreamTableEnvironment.create(StreamExecutionEnvironment(j_env), EnvironmentSettings.in_streaming_mode())
+    t_env = StreamTableEnvironment.create(StreamExecutionEnvironment(j_env), EnvironmentSettings.in_streaming_mode())
+    conf = t_env.get_config()
+    for key, value in (options or {}).items():
+        conf.set(key, value)
+    return t_env
 
 
 def create_environment(settings: Settings, resume: bool = True) -> "TableEnvironment":
@@ -355,11 +360,7 @@ def create_environment(settings: Settings, resume: bool = True) -> "TableEnviron
         options["execution.state-recovery.path"] = checkpoint.resolve().as_uri()
         log.info("resuming from checkpoint %s", checkpoint)
         prune_checkpoints(keep=checkpoint)
-    t_env = table_environment(udf_jar(), options)
-    conf = t_env.get_config()
-    for key, value in options.items():
-        conf.set(key, value)
-    return t_env
+    return table_environment(udf_jar(), options)
 
 
 # PA_FLINK_GC's choices (docs/performance.md measured both on this job).

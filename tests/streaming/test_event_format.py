@@ -185,8 +185,6 @@ def corpus_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, 
     connectors = [p.resolve().as_uri() for p in sorted(kafka_broker.jar_folder(settings, "flink").glob("*.jar"))]
     options = {"pipeline.jars": ";".join([*connectors, udf]), "parallelism.default": "1"}
     t_env = detection_job.table_environment(udf, options)
-    for key, value in options.items():  # as the job does: PyFlink loads pipeline.jars set on the table config
-        t_env.get_config().set(key, value)
     try:
         yield t_env, topic
     finally:

@@ -6,12 +6,14 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ObjectNode;
+import org.apache.flink.table.api.DataTypes;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.data.TimestampData;
 
 import java.io.IOException;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -29,10 +31,23 @@ final class EventDeserializer implements DeserializationSchema<RowData> {
 
     private static final long serialVersionUID = 1L;
 
+    // The row's leading fields, at these positions (named with their types by fields()).
     static final int PAYLOAD = 0;
     static final int REJECT_REASON = 1;
     static final int CONTRACT_TIME = 2;
     static final int FIRST_COLUMN = 3;
+
+    /** The leading fields by position, then the typed columns from {@code FIRST_COLUMN}. */
+    static List<DataTypes.Field> fields(List<ColumnSpec> columns) {
+        List<DataTypes.Field> fields = new ArrayList<>();
+        fields.add(PAYLOAD, DataTypes.FIELD("payload", DataTypes.STRING()));
+        fields.add(REJECT_REASON, DataTypes.FIELD("reject_reason", DataTypes.STRING()));
+        fields.add(CONTRACT_TIME, DataTypes.FIELD("contract_time", DataTypes.TIMESTAMP(3)));
+        for (ColumnSpec column : columns) {
+            fields.add(DataTypes.FIELD(column.name, column.type.dataType()));
+        }
+        return fields;
+    }
 
     private final String contractJson;
     private final String columnsJson;

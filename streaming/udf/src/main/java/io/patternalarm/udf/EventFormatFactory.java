@@ -97,21 +97,9 @@ public final class EventFormatFactory implements DeserializationFormatFactory {
         };
     }
 
-    /** The physical columns this format fills, in order. */
-    static List<DataTypes.Field> expectedFields(List<ColumnSpec> columns) {
-        List<DataTypes.Field> fields = new ArrayList<>();
-        fields.add(DataTypes.FIELD("payload", DataTypes.STRING()));
-        fields.add(DataTypes.FIELD("reject_reason", DataTypes.STRING()));
-        fields.add(DataTypes.FIELD("contract_time", DataTypes.TIMESTAMP(3)));
-        for (ColumnSpec column : columns) {
-            fields.add(DataTypes.FIELD(column.name, column.type.dataType()));
-        }
-        return fields;
-    }
-
     private static void checkLayout(DataType physicalDataType, List<ColumnSpec> columns) {
         RowType actual = (RowType) physicalDataType.getLogicalType();
-        List<DataTypes.Field> expected = expectedFields(columns);
+        List<DataTypes.Field> expected = EventDeserializer.fields(columns);
         boolean same = actual.getFieldCount() == expected.size();
         for (int i = 0; same && i < expected.size(); i++) {
             LogicalType want = expected.get(i).getDataType().getLogicalType();
