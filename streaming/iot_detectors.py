@@ -4,7 +4,7 @@ The four run in one keyed process function per device, io.patternalarm.iot.IotDe
 streaming/udf (docs/patterns.md says why: dropout needs event-time timers, which Flink SQL 1.20 does
 not have, and the other three share the device's window of readings). This module declares their
 thresholds, reads their ``PA_RULE_<PATTERN>_<NAME>`` overrides exactly as the SQL patterns do, and
-wires the function into the job's one parsed event stream (:func:`attach`).
+wires the function into the job's one parsed event stream (:func:`attach`, streaming/event_stream.py).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 from typing import TYPE_CHECKING
+
+from streaming.event_stream import EventStream, column_positions
 
 if TYPE_CHECKING:
     from pyflink.table import StreamTableEnvironment, Table
@@ -73,60 +75,25 @@ READING_COLUMNS = {"reject_reason": "STRING", "domain": "STRING", "actor_id": "S
 
 
 def reading_positions(names: list[str], types: list[str]) -> list[int]:
-    """The positions of READING_COLUMNS in the events' row, in IotReadings' argument order; a missing
-    column or another type is an error here, not a wrong field read in the JVM."""
-    positions = []
-    for column, wanted in READING_COLUMNS.items():
-        if column not in names:
-            raise ValueError(f"the checked events have no column {column!r}: IotReadings.java reads it; "
-                             "keep streaming/event_columns.py and READING_COLUMNS in step")
-        position = names.index(column)
-        # a time attribute prints as TIMESTAMP(3) *ROWTIME*; nullability as NOT NULL
-        if types[position].split(" ")[0] != wanted:
-            raise ValueError(f"column {column!r} is {types[position]}, IotReadings.java reads it as {wanted}")
-        positions.append(position)
-    return positions
+    """The positions of READING_COLUMNS in the events' row, in IotReadings' argument order."""
+    return column_positions(names, types, READING_COLUMNS, "IotReadings.java")
 
 
-def attach(t_env: "StreamTableEnvironment", events_checked: "Table") -> tuple["Table", "Table"]:
-    """Convert the parsed events to a DataStream once and return (the same events as a Table for the
-    SQL statements, the IoT alerts as a Table).
-
-    Why this wiring: a DataStream converted from a Table is translated on its own, so converting the
-    events view next to the SQL statements would run a second Kafka source and a second parse. Here
-    the SQL statements read the converted stream back (event_time stays the rowtime column; its
-    watermark is the source's, SOURCE_WATERMARK()), so both branches share one source and one parse.
-
-    The stream carries Flink SQL's internal rows (RowData), not Row: with the target type bridged to
-    RowData both conversions are the identity, where Row cost a conversion of every column of every
-    event each way (a fifth of the job's sampled time, docs/performance.md).
-    """
+def attach(t_env: "StreamTableEnvironment", events: EventStream) -> "Table":
+    """The IoT detectors on the job's one parsed event stream; their alerts as a Table."""
     from pyflink.datastream import DataStream
     from pyflink.java_gateway import get_gateway
-    from pyflink.table import Schema
-    from pyflink.table.expressions import col
 
     jvm = get_gateway().jvm
-    # proc_time cannot cross the conversion as a time attribute; it is declared again on the way back
-    converted = events_checked.drop_columns(col("proc_time"))
-    schema = converted._j_table.getResolvedSchema()
-    names = list(schema.getColumnNames())
-    types = [str(schema.getColumnDataTypes().get(i)) for i in range(len(names))]
-    internal = schema.toPhysicalRowDataType().bridgedTo(jvm.org.apache.flink.table.data.RowData._java_lang_class)
-    stream = DataStream(t_env._j_tenv.toDataStream(converted._j_table, internal))
     iot = jvm.io.patternalarm.iot
-    readings = (stream._j_data_stream
-                .flatMap(iot.IotReadings(*reading_positions(names, types)),
+    readings = (events.j_stream
+                .flatMap(iot.IotReadings(*reading_positions(events.names, events.types)),
                          jvm.org.apache.flink.api.common.typeinfo.TypeInformation.of(iot.IotReading().getClass()))
                 .name("iot readings").uid("iot-readings"))
     alerts = (readings.keyBy(iot.IotReadings.ByDevice())
               .process(iot.IotDetector(thresholds_json()), iot.IotDetector.alertType())
               .name("iot detectors").uid("iot-detectors"))
-    events = t_env.from_data_stream(stream, Schema.new_builder()
-                                    .column_by_expression("proc_time", "PROCTIME()")
-                                    .watermark("event_time", "SOURCE_WATERMARK()")
-                                    .build())
-    return events, t_env.from_data_stream(DataStream(alerts))
+    return t_env.from_data_stream(DataStream(alerts))
 
 
 def alerts_select(view: str = "iot_alerts") -> str:

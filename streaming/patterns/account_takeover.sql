@@ -6,22 +6,22 @@
 -- transaction; the spend that follows is compared with the history's mean, so a whale who always
 -- spends big and a casual player are each held to their own level. A player without history has no
 -- mean and cannot be taken over in this sense (chargeback_fraud watches new players).
--- Why OVER windows, then MATCH_RECOGNIZE: "never seen before" and "the player's mean" are facts about
--- all of the player's history, which CEP cannot see (no memory beyond its WITHIN), so unbounded OVER
--- windows (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) count uses per (player, device) and per
--- (player, ip) (first use: count = 1) and keep the player's running count and sum of purchases (the
--- mean before a purchase is (sum - amount) / (count - 1)), in arrival order (ORDER BY proc_time:
--- docs/patterns.md, "History in arrival order"). Flink computes one window per
--- partitioning, so they are nested; each level hands on a boolean, not the raw count, because Flink
--- 1.20 names every OVER result w0$o0 and rejects nested windows that pass one on unchanged.
+-- Why a keyed function, then MATCH_RECOGNIZE: "never seen before" and "the player's mean" are facts
+-- about all of the player's history, which CEP cannot see (no memory beyond its WITHIN). The
+-- gaming_history view (streaming/player_history.py, PlayerHistory.java) hands each purchase whether
+-- its device and its IP address are the player's first use of them and the player's running count
+-- and sum of purchases including this one (the mean before a purchase is (spent - amount) /
+-- (purchases - 1)), in arrival order (docs/patterns.md, "History in arrival order"). It replaced
+-- three nested unbounded OVER windows (per (player, device), per (player, ip), per player), one
+-- operator and one keyed exchange each.
 -- "New device, then a spend" is a sequence, which CEP states directly: N, then any purchases P, up to
 -- the first L at which there are {{min_purchases}} purchases after N totalling over the bound
 -- (reluctant P*?, so the alert fires as soon as the bound is crossed).
--- State: the OVER windows hold one count (or count and sum) per (player, device), (player, ip) and
--- player: constant per key, but the keys grow with every
--- new pair, not only with the population, since "never seen before" means remembering every pair
--- ever seen. Only a state TTL (table.exec.state.ttl, global to the job) bounds that, and a pair older
--- than the TTL would read as new again (a false positive only if the spend condition holds too).
+-- State: the history keeps a count and a sum per player and an entry per (player, device) and
+-- (player, ip): the entries grow with every new pair, not only with the population, since "never
+-- seen before" means remembering every pair ever seen. Only the state TTL (PA_STATE_TTL_DAYS) bounds
+-- that, and a pair unused longer than the TTL reads as new again (a false positive only if the
+-- spend condition holds too).
 -- CEP keeps a partial match per novel purchase for at most {{within_minutes}} minutes.
 -- Severity CRITICAL: a real customer's account and stored payment methods are in someone else's
 -- hands and being spent right now.
@@ -46,21 +46,8 @@ SELECT
               KEY 'multiple_of_mean' VALUE ROUND(spent_after / prior_mean, 2)) AS `measures`
 FROM (
   SELECT actor_id, transaction_id, amount, device, ip_address, event_time, new_device, new_ip,
-    COUNT(*) OVER (PARTITION BY actor_id ORDER BY proc_time
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS purchases,
-    SUM(amount) OVER (PARTITION BY actor_id ORDER BY proc_time
-                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS spent
-  FROM (
-    SELECT actor_id, transaction_id, amount, device, ip_address, event_time, proc_time, new_device,
-      ip_address IS NOT NULL AND COUNT(*) OVER (PARTITION BY actor_id, ip_address ORDER BY proc_time
-                                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) = 1 AS new_ip
-    FROM (
-      SELECT actor_id, transaction_id, amount, device, ip_address, event_time, proc_time,
-        COUNT(*) OVER (PARTITION BY actor_id, device ORDER BY proc_time
-                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) = 1 AS new_device
-      FROM events WHERE domain = 'gaming'
-    )
-  )
+    purchases, spent
+  FROM gaming_history
 )
 MATCH_RECOGNIZE (
   PARTITION BY actor_id

@@ -3,18 +3,18 @@
 -- purchases of ${{min_amount}} or more within {{within_minutes}} minutes of event time: a fresh account
 -- spending big on a card it will dispute (or a stolen one) before anyone can look. Longer runs yield
 -- one alert per {{min_purchases}} purchases; the database groups them into one incident.
--- Why an OVER window, then MATCH_RECOGNIZE: "first seen" is a running minimum over all of the
--- player's history, which an unbounded OVER window (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT
--- ROW, in arrival order: docs/patterns.md, "History in arrival order") keeps as one value per
--- player; CEP has no memory beyond its WITHIN. The burst is then a
--- sequence of the young player's big card purchases, which CEP states directly; it reads only those,
--- so the player's other purchases in between do not break it.
--- State: the OVER window holds one MIN per player; the
--- number of players grows with the population, not with time. Bounding it would take a state TTL
--- (table.exec.state.ttl, global to the job) longer than {{new_for_hours}} h plus the longest silence
--- we accept, or a returning player would look new again. CEP buffers only big card purchases of
--- players younger than {{new_for_hours}} h and WITHIN drops a partial match after
--- {{within_minutes}} minutes.
+-- Why a keyed function, then MATCH_RECOGNIZE: "first seen" is a running minimum over all of the
+-- player's history, which the gaming_history view (streaming/player_history.py, PlayerHistory.java)
+-- hands each purchase, in arrival order (docs/patterns.md, "History in arrival order"), from the one
+-- per-player state account_takeover's look-backs use too (it replaced an unbounded OVER window);
+-- CEP has no memory beyond its WITHIN. The burst is then a sequence of the young player's big card
+-- purchases, which CEP states directly; it reads only those, so the player's other purchases in
+-- between do not break it.
+-- State: the history holds one first-seen time per player; the number of players grows with the
+-- population, not with time. The state TTL (PA_STATE_TTL_DAYS) must be longer than
+-- {{new_for_hours}} h plus the longest silence we accept, or a returning player would look new
+-- again. CEP buffers only big card purchases of players younger than {{new_for_hours}} h and
+-- WITHIN drops a partial match after {{within_minutes}} minutes.
 -- Severity HIGH: hundreds of dollars on a card from an account with no history; the chargeback
 -- costs the amount plus the network's fee, and the items are usually resold at once.
 -- Partition key: actor_id (the player).
@@ -37,17 +37,10 @@ SELECT
               KEY 'account_age_hours' VALUE CAST(TIMESTAMPDIFF(SECOND, first_seen, last_event_time) AS DOUBLE) / 3600)
     AS `measures`
 FROM (
-  SELECT * FROM (
-    SELECT actor_id, transaction_id, amount, payment_method, event_time, big_card_purchase,
-      MIN(event_time) OVER (PARTITION BY actor_id ORDER BY proc_time
-                            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS first_seen
-    -- The test computed below the OVER window keeps a projection there: with only a filter above
-    -- it, the planner gave the window (its keyed exchange and its state) every event column (profiled).
-    FROM (SELECT actor_id, transaction_id, amount, payment_method, event_time, proc_time,
-            payment_method = 'credit_card' AND amount >= {{min_amount}} AS big_card_purchase
-          FROM events WHERE domain = 'gaming')
-  )
-  WHERE big_card_purchase AND event_time < TIMESTAMPADD(HOUR, {{new_for_hours}}, first_seen)
+  SELECT actor_id, transaction_id, amount, payment_method, event_time, first_seen
+  FROM gaming_history
+  WHERE payment_method = 'credit_card' AND amount >= {{min_amount}}
+    AND event_time < TIMESTAMPADD(HOUR, {{new_for_hours}}, first_seen)
 )
 MATCH_RECOGNIZE (
   PARTITION BY actor_id

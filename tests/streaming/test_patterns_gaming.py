@@ -90,6 +90,10 @@ CASES = [
          history(7_300_006) + [thief(7_300_006, 0, 5.00), thief(7_300_006, MINUTE, 40.00),
                                thief(7_300_006, 2 * MINUTE, 35.00)],
          quiet={7_300_006: "account_takeover"}),
+    case("account_takeover near miss: a new IP, but from the player's own device",
+         history(7_300_007) + [buy(7_300_007, 0, 5.00, ip_address="185.7.7.8")]
+         + [buy(7_300_007, i * MINUTE, 30.00, ip_address="185.7.7.8") for i in range(1, 4)],
+         quiet={7_300_007: "account_takeover"}),
 
     # gold_farming: >= 5 currency purchases under $5, each in a session < 30 s, within 1 h
     case("gold_farming: five $1.99-$4.99 currency packs in 20-second sessions over 48 minutes",

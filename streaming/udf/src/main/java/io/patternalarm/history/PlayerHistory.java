@@ -1,0 +1,208 @@
+package io.patternalarm.history;
+
+import org.apache.flink.api.common.functions.FlatMapFunction;
+import org.apache.flink.api.common.state.MapState;
+import org.apache.flink.api.common.state.MapStateDescriptor;
+import org.apache.flink.api.common.state.StateTtlConfig;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.functions.KeySelector;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.table.data.GenericRowData;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.data.TimestampData;
+import org.apache.flink.util.Collector;
+
+import java.time.Duration;
+
+/**
+ * A gaming player's look-backs over all of their history, in arrival order, in one keyed function:
+ * whether the purchase's device and IP address are new for the player, the player's running count
+ * and sum of purchases, and when the player was first seen. account_takeover and chargeback_fraud
+ * read these columns (streaming/player_history.py makes them the {@code gaming_history} view).
+ *
+ * <p>Why one function instead of Flink SQL's OVER windows: the same facts took four unbounded OVER
+ * windows (per (player, device), per (player, ip), per player twice), each its own operator behind
+ * its own keyed exchange, each row serialized, shipped and looked up four times, and each state
+ * access paying the state TTL's incremental cleanup (docs/performance.md). Here a purchase crosses
+ * one exchange and touches three states of one key. The semantics are the windows': every valid
+ * gaming event counts (the contract makes each a purchase with an amount), "new" means the pair's
+ * first use (or its first since the TTL expired it), the count and sum include the current purchase.
+ *
+ * <p>State per player: the count, the sum and the first-seen time, and one entry per device and per
+ * IP address ever used; every entry expires {@code ttlDays} after its last write (0: never), like the
+ * OVER windows' keys under {@code table.exec.state.ttl}, and is written on every use so a device in
+ * use stays known.
+ */
+public class PlayerHistory extends KeyedProcessFunction<String, RowData, RowData> {
+
+    private static final long serialVersionUID = 1L;
+    /** TIMESTAMP(3), the event-time column's declared type. */
+    private static final int MILLIS = 3;
+
+    /** The projected purchase's fields (from {@link Purchases}), then the history's. */
+    public static final String[] PURCHASE_FIELDS = {"actor_id", "transaction_id", "amount", "device",
+            "ip_address", "payment_method", "event_time"};
+    public static final String[] HISTORY_FIELDS = {"new_device", "new_ip", "purchases", "spent", "first_seen"};
+    private static final int ACTOR = 0, AMOUNT = 2, DEVICE = 3, IP = 4, TIME = 6;
+
+    private final int ttlDays;
+
+    private transient ValueState<Player> player;
+    private transient MapState<String, Boolean> devices;
+    private transient MapState<String, Boolean> ips;
+
+    /** @param ttlDays PA_STATE_TTL_DAYS: an entry unused this long is forgotten; 0 keeps it forever */
+    public PlayerHistory(int ttlDays) {
+        this.ttlDays = ttlDays;
+    }
+
+    /** Running totals of one player. A POJO: Flink's serializer for it is cheaper than Kryo's. */
+    public static class Player {
+        public long purchases;
+        public double spent;
+        public long firstSeenMs;
+    }
+
+    @Override
+    public void open(Configuration parameters) {
+        ValueStateDescriptor<Player> playerDescriptor = new ValueStateDescriptor<>("player", Player.class);
+        MapStateDescriptor<String, Boolean> deviceDescriptor =
+                new MapStateDescriptor<>("devices", Types.STRING, Types.BOOLEAN);
+        MapStateDescriptor<String, Boolean> ipDescriptor = new MapStateDescriptor<>("ips", Types.STRING, Types.BOOLEAN);
+        if (ttlDays > 0) {
+            // Flink SQL's own TTL settings (StateConfigUtil): refreshed on write, expired never read.
+            StateTtlConfig ttl = StateTtlConfig.newBuilder(Duration.ofDays(ttlDays))
+                    .setUpdateType(StateTtlConfig.UpdateType.OnCreateAndWrite)
+                    .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+                    .build();
+            playerDescriptor.enableTimeToLive(ttl);
+            deviceDescriptor.enableTimeToLive(ttl);
+            ipDescriptor.enableTimeToLive(ttl);
+        }
+        player = getRuntimeContext().getState(playerDescriptor);
+        devices = getRuntimeContext().getMapState(deviceDescriptor);
+        ips = getRuntimeContext().getMapState(ipDescriptor);
+    }
+
+    @Override
+    public void processElement(RowData purchase, Context ctx, Collector<RowData> out) throws Exception {
+        long timeMs = purchase.getTimestamp(TIME, MILLIS).getMillisecond();
+        Player p = player.value();
+        if (p == null) {
+            p = new Player();
+            p.firstSeenMs = timeMs;
+        }
+        p.purchases++;
+        p.spent += purchase.isNullAt(AMOUNT) ? 0.0 : purchase.getDouble(AMOUNT);
+        p.firstSeenMs = Math.min(p.firstSeenMs, timeMs);
+        player.update(p);
+        boolean newDevice = firstUse(devices, text(purchase, DEVICE));
+        String ip = text(purchase, IP);
+        boolean newIp = ip != null && firstUse(ips, ip);
+
+        GenericRowData row = new GenericRowData(PURCHASE_FIELDS.length + HISTORY_FIELDS.length);
+        for (int i = 0; i < PURCHASE_FIELDS.length; i++) {
+            row.setField(i, field(purchase, i));
+        }
+        int h = PURCHASE_FIELDS.length;
+        row.setField(h, newDevice);
+        row.setField(h + 1, newIp);
+        row.setField(h + 2, p.purchases);
+        row.setField(h + 3, p.spent);
+        row.setField(h + 4, TimestampData.fromEpochMillis(p.firstSeenMs));
+        out.collect(row);
+    }
+
+    /** True at a key's first use; writes the key either way (the TTL counts from the last use). A NULL
+     * device is one key of its own, as NULL is one partition of an OVER window. */
+    private static boolean firstUse(MapState<String, Boolean> seen, String key) throws Exception {
+        boolean first = !seen.contains(key);
+        seen.put(key, Boolean.TRUE);
+        return first;
+    }
+
+    private static String text(RowData row, int pos) {
+        return row.isNullAt(pos) ? null : row.getString(pos).toString();
+    }
+
+    private static Object field(RowData purchase, int pos) {
+        if (purchase.isNullAt(pos)) {
+            return null;
+        }
+        switch (pos) {
+            case AMOUNT:
+                return purchase.getDouble(pos);
+            case TIME:
+                return purchase.getTimestamp(pos, MILLIS);
+            default:
+                return purchase.getString(pos);
+        }
+    }
+
+    /**
+     * Keeps the valid gaming events of the job's checked event stream and projects them to
+     * {@link #PURCHASE_FIELDS}, so the exchange to the keyed function carries seven columns, not
+     * every event column. Positions come from the job, which checks their types
+     * (streaming/player_history.py). Chained to the source: the row it emits is serialized by the
+     * exchange at once, so it may point into the input row.
+     */
+    public static class Purchases implements FlatMapFunction<RowData, RowData> {
+        private static final long serialVersionUID = 1L;
+        private static final StringData GAMING = StringData.fromString("gaming");
+
+        private final int rejectReason;
+        private final int domain;
+        private final int[] positions;
+
+        /** @param positions of PURCHASE_FIELDS in the checked events' row, in that order */
+        public Purchases(int rejectReason, int domain, int[] positions) {
+            if (positions.length != PURCHASE_FIELDS.length) {
+                throw new IllegalArgumentException("Purchases needs the positions of " + PURCHASE_FIELDS.length
+                        + " columns (PlayerHistory.PURCHASE_FIELDS), got " + positions.length);
+            }
+            this.rejectReason = rejectReason;
+            this.domain = domain;
+            this.positions = positions.clone();
+        }
+
+        @Override
+        public void flatMap(RowData row, Collector<RowData> out) {
+            if (!row.isNullAt(rejectReason) || row.isNullAt(domain) || !GAMING.equals(row.getString(domain))) {
+                return;
+            }
+            if (row.isNullAt(positions[ACTOR]) || row.isNullAt(positions[TIME])) {
+                return; // the contract requires both; a NULL here is not a purchase
+            }
+            GenericRowData purchase = new GenericRowData(PURCHASE_FIELDS.length);
+            for (int i = 0; i < positions.length; i++) {
+                purchase.setField(i, row.isNullAt(positions[i]) ? null : value(row, positions[i], i));
+            }
+            out.collect(purchase);
+        }
+
+        private static Object value(RowData row, int pos, int field) {
+            switch (field) {
+                case AMOUNT:
+                    return row.getDouble(pos);
+                case TIME:
+                    return row.getTimestamp(pos, MILLIS);
+                default:
+                    return row.getString(pos);
+            }
+        }
+    }
+
+    /** The player (the purchase's actor_id): the function's key. */
+    public static class ByPlayer implements KeySelector<RowData, String> {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public String getKey(RowData purchase) {
+            return purchase.getString(ACTOR).toString();
+        }
+    }
+}
