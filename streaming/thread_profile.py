@@ -80,7 +80,7 @@ def group(name: str) -> str:
     return _NUMBER.sub("", _SUBTASK.sub("", name)).strip()
 
 
-def shares(before: dict[str, float], after: dict[str, float], top: int = 12) -> list[dict[str, object]]:
+def shares(before: dict[str, float], after: dict[str, float], top: int = 30) -> list[dict[str, object]]:
     """The groups that used the most CPU between two snapshots, with their share of the JVM's CPU."""
     used: Counter[str] = Counter()
     for name, ms in after.items():

@@ -1,12 +1,9 @@
 package io.patternalarm.history;
 
 import org.apache.flink.api.common.functions.FlatMapFunction;
-import org.apache.flink.api.common.state.MapState;
-import org.apache.flink.api.common.state.MapStateDescriptor;
 import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
-import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
@@ -17,6 +14,8 @@ import org.apache.flink.table.data.TimestampData;
 import org.apache.flink.util.Collector;
 
 import java.time.Duration;
+import java.util.Arrays;
+import java.util.Objects;
 
 /**
  * A gaming player's look-backs over all of their history, in arrival order, in one keyed function:
@@ -28,14 +27,18 @@ import java.time.Duration;
  * windows (per (player, device), per (player, ip), per player twice), each its own operator behind
  * its own keyed exchange, each row serialized, shipped and looked up four times, and each state
  * access paying the state TTL's incremental cleanup (docs/performance.md). Here a purchase crosses
- * one exchange and touches three states of one key. The semantics are the windows': every valid
+ * one exchange and one state lookup. The semantics are the windows': every valid
  * gaming event counts (the contract makes each a purchase with an amount), "new" means the pair's
  * first use (or its first since the TTL expired it), the count and sum include the current purchase.
  *
- * <p>State per player: the count, the sum and the first-seen time, and one entry per device and per
- * IP address ever used; every entry expires {@code ttlDays} after its last write (0: never), like the
- * OVER windows' keys under {@code table.exec.state.ttl}, and is written on every use so a device in
- * use stays known.
+ * <p>State per player, in one value (one state lookup per purchase; MapStates with a TTL per entry
+ * measured slower than the windows they replaced): the count, the sum, the first-seen time, and the
+ * devices and IP addresses used with the processing time of their last use. The value expires
+ * {@code ttlDays} after its last write (0: never), like the OVER windows' keys under
+ * {@code table.exec.state.ttl}; a device or IP address unused that long is dropped from it at the
+ * player's next purchase, as the OVER window's (player, device) key would have expired. The lists are
+ * scanned linearly: a player uses a handful of devices and addresses (thousands would make each
+ * purchase slower, not wrong).
  */
 public class PlayerHistory extends KeyedProcessFunction<String, RowData, RowData> {
 
@@ -52,40 +55,71 @@ public class PlayerHistory extends KeyedProcessFunction<String, RowData, RowData
     private final int ttlDays;
 
     private transient ValueState<Player> player;
-    private transient MapState<String, Boolean> devices;
-    private transient MapState<String, Boolean> ips;
+    private transient long ttlMs;
 
     /** @param ttlDays PA_STATE_TTL_DAYS: an entry unused this long is forgotten; 0 keeps it forever */
     public PlayerHistory(int ttlDays) {
         this.ttlDays = ttlDays;
     }
 
-    /** Running totals of one player. A POJO: Flink's serializer for it is cheaper than Kryo's. */
+    /** Running totals of one player. POJOs: Flink's serializer for them is cheaper than Kryo's. */
     public static class Player {
         public long purchases;
         public double spent;
         public long firstSeenMs;
+        public UsedKeys devices = new UsedKeys();
+        public UsedKeys ips = new UsedKeys();
+    }
+
+    /** Keys (devices or IP addresses) with the processing time of their last use. */
+    public static class UsedKeys {
+        public String[] keys = new String[0];
+        public long[] usedMs = new long[0];
+
+        /** Records a use of {@code key}; true if it is new: never used, or unused for {@code ttlMs}
+         * (then dropped, with every other key unused that long). A NULL key is one of its own, as NULL
+         * is one partition of an OVER window. */
+        public boolean use(String key, long nowMs, long ttlMs) {
+            int found = -1, kept = 0;
+            for (int i = 0; i < keys.length; i++) {
+                if (nowMs - usedMs[i] >= ttlMs) {
+                    continue; // expired: dropped below
+                }
+                keys[kept] = keys[i];
+                usedMs[kept] = usedMs[i];
+                if (found < 0 && Objects.equals(keys[kept], key)) {
+                    found = kept;
+                }
+                kept++;
+            }
+            if (kept < keys.length) {
+                keys = Arrays.copyOf(keys, kept);
+                usedMs = Arrays.copyOf(usedMs, kept);
+            }
+            boolean isNew = found < 0;
+            if (isNew) {
+                keys = Arrays.copyOf(keys, kept + 1);
+                usedMs = Arrays.copyOf(usedMs, kept + 1);
+                found = kept;
+                keys[found] = key;
+            }
+            usedMs[found] = nowMs;
+            return isNew;
+        }
     }
 
     @Override
     public void open(Configuration parameters) {
-        ValueStateDescriptor<Player> playerDescriptor = new ValueStateDescriptor<>("player", Player.class);
-        MapStateDescriptor<String, Boolean> deviceDescriptor =
-                new MapStateDescriptor<>("devices", Types.STRING, Types.BOOLEAN);
-        MapStateDescriptor<String, Boolean> ipDescriptor = new MapStateDescriptor<>("ips", Types.STRING, Types.BOOLEAN);
+        ValueStateDescriptor<Player> descriptor = new ValueStateDescriptor<>("player", Player.class);
+        ttlMs = ttlDays > 0 ? Duration.ofDays(ttlDays).toMillis() : Long.MAX_VALUE;
         if (ttlDays > 0) {
             // Flink SQL's own TTL settings (StateConfigUtil): refreshed on write, expired never read.
-            StateTtlConfig ttl = StateTtlConfig.newBuilder(Duration.ofDays(ttlDays))
+            descriptor.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofDays(ttlDays))
                     .setUpdateType(StateTtlConfig.UpdateType.OnCreateAndWrite)
                     .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
-                    .build();
-            playerDescriptor.enableTimeToLive(ttl);
-            deviceDescriptor.enableTimeToLive(ttl);
-            ipDescriptor.enableTimeToLive(ttl);
+                    .build());
         }
-        player = getRuntimeContext().getState(playerDescriptor);
-        devices = getRuntimeContext().getMapState(deviceDescriptor);
-        ips = getRuntimeContext().getMapState(ipDescriptor);
+        player = getRuntimeContext().getState(descriptor);
     }
 
     @Override
@@ -99,10 +133,11 @@ public class PlayerHistory extends KeyedProcessFunction<String, RowData, RowData
         p.purchases++;
         p.spent += purchase.isNullAt(AMOUNT) ? 0.0 : purchase.getDouble(AMOUNT);
         p.firstSeenMs = Math.min(p.firstSeenMs, timeMs);
-        player.update(p);
-        boolean newDevice = firstUse(devices, text(purchase, DEVICE));
+        long nowMs = ctx.timerService().currentProcessingTime();
+        boolean newDevice = p.devices.use(text(purchase, DEVICE), nowMs, ttlMs);
         String ip = text(purchase, IP);
-        boolean newIp = ip != null && firstUse(ips, ip);
+        boolean newIp = ip != null && p.ips.use(ip, nowMs, ttlMs);
+        player.update(p);
 
         GenericRowData row = new GenericRowData(PURCHASE_FIELDS.length + HISTORY_FIELDS.length);
         for (int i = 0; i < PURCHASE_FIELDS.length; i++) {
@@ -115,14 +150,6 @@ public class PlayerHistory extends KeyedProcessFunction<String, RowData, RowData
         row.setField(h + 3, p.spent);
         row.setField(h + 4, TimestampData.fromEpochMillis(p.firstSeenMs));
         out.collect(row);
-    }
-
-    /** True at a key's first use; writes the key either way (the TTL counts from the last use). A NULL
-     * device is one key of its own, as NULL is one partition of an OVER window. */
-    private static boolean firstUse(MapState<String, Boolean> seen, String key) throws Exception {
-        boolean first = !seen.contains(key);
-        seen.put(key, Boolean.TRUE);
-        return first;
     }
 
     private static String text(RowData row, int pos) {
