@@ -225,10 +225,11 @@ def plan_fingerprint() -> str:
     plan gets its own checkpoint folder: the new job starts from the consumer group's committed
     offsets instead, losing only the partial pattern and window state of the old plan."""
     # The TTL too: Flink cannot restore state kept without TTL into state with one, or the reverse.
+    ttl_days = config.load().state_ttl_days
     text = "\n".join([contract_sql.source_columns_sql(), contract_sql.format_options_sql(),
                       events_checked_sql(), alerts_query(), actor_windows_query(),
-                      f"state ttl {config.load().state_ttl_days} d", iot_detectors.plan_text(),
-                      player_history.plan_text(config.load().state_ttl_days) if player_history.needed() else ""])
+                      f"state ttl {ttl_days} d", iot_detectors.plan_text(),
+                      player_history.plan_text(ttl_days) if player_history.needed() else ""])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -28,13 +28,10 @@ class EventStream:
     names: list[str]
     types: list[str]
 
-    def positions(self, wanted: Mapping[str, str], reader: str) -> list[int]:
-        """The positions of ``wanted`` (column -> the type ``reader`` reads it as), in that order; a
-        missing column or another type is an error here, not a wrong field read in the JVM."""
-        return column_positions(self.names, self.types, wanted, reader)
-
 
 def column_positions(names: list[str], types: list[str], wanted: Mapping[str, str], reader: str) -> list[int]:
+    """The positions of ``wanted`` (column -> the type ``reader`` reads it as), in that order; a
+    missing column or another type is an error here, not a wrong field read in the JVM."""
     positions = []
     for column, want in wanted.items():
         if column not in names:

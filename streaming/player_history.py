@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from streaming.event_stream import EventStream, as_table, internal_type
+from streaming import patterns
+from streaming.event_stream import EventStream, as_table, column_positions, internal_type
 
 if TYPE_CHECKING:
     from pyflink.table import StreamTableEnvironment, Table
@@ -32,8 +33,6 @@ HISTORY_COLUMNS = {"new_device": "BOOLEAN", "new_ip": "BOOLEAN", "purchases": "B
 
 def needed() -> bool:
     """Whether an enabled pattern reads the view (PA_PATTERNS may leave both readers out)."""
-    from streaming import patterns
-
     return any(p in READERS for p in patterns.enabled())
 
 
@@ -56,8 +55,8 @@ def attach(t_env: "StreamTableEnvironment", events: EventStream, ttl_days: int) 
     if java_fields != [*PURCHASE_COLUMNS, *HISTORY_COLUMNS]:
         raise ValueError(f"PlayerHistory.java has the fields {java_fields}, streaming/player_history.py "
                          f"{[*PURCHASE_COLUMNS, *HISTORY_COLUMNS]}: keep the two in step")
-    reject_reason, domain = events.positions(FILTER_COLUMNS, "PlayerHistory.Purchases")
-    positions = events.positions(PURCHASE_COLUMNS, "PlayerHistory.Purchases")
+    reject_reason, domain = column_positions(events.names, events.types, FILTER_COLUMNS, "PlayerHistory.Purchases")
+    positions = column_positions(events.names, events.types, PURCHASE_COLUMNS, "PlayerHistory.Purchases")
     j_positions = get_gateway().new_array(jvm.int, len(positions))
     for i, position in enumerate(positions):
         j_positions[i] = position

@@ -1,6 +1,7 @@
 """Detection patterns in SQL: one file per pattern, everything about it in that file.
 
-Each ``<pattern>.sql`` is a SELECT over the ``events`` view producing the alert columns (alert_id,
+Each ``<pattern>.sql`` is a SELECT over the ``events`` view (or, for the gaming look-backs, the
+``gaming_history`` view of streaming/player_history.py) producing the alert columns (alert_id,
 `pattern`, domain, actor_id, severity, first_event_time, event_time, transaction_ids, `measures`).
 It starts with comments: what it detects in English, why CEP or windows suit it, and its thresholds
 as ``-- @threshold name = default`` lines. The body uses them as ``{{name}}``; environment variables

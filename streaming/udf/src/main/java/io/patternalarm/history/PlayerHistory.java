@@ -11,6 +11,7 @@ import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.data.TimestampData;
+import org.apache.flink.table.data.utils.JoinedRowData;
 import org.apache.flink.util.Collector;
 
 import java.time.Duration;
@@ -139,35 +140,14 @@ public class PlayerHistory extends KeyedProcessFunction<String, RowData, RowData
         boolean newIp = ip != null && p.ips.use(ip, nowMs, ttlMs);
         player.update(p);
 
-        GenericRowData row = new GenericRowData(PURCHASE_FIELDS.length + HISTORY_FIELDS.length);
-        for (int i = 0; i < PURCHASE_FIELDS.length; i++) {
-            row.setField(i, field(purchase, i));
-        }
-        int h = PURCHASE_FIELDS.length;
-        row.setField(h, newDevice);
-        row.setField(h + 1, newIp);
-        row.setField(h + 2, p.purchases);
-        row.setField(h + 3, p.spent);
-        row.setField(h + 4, TimestampData.fromEpochMillis(p.firstSeenMs));
-        out.collect(row);
+        // The purchase's fields as they came, then the history's: the operators chained after this one
+        // read the row before the next purchase arrives, so it need not be copied.
+        out.collect(new JoinedRowData(purchase, GenericRowData.of(newDevice, newIp, p.purchases, p.spent,
+                TimestampData.fromEpochMillis(p.firstSeenMs))));
     }
 
     private static String text(RowData row, int pos) {
         return row.isNullAt(pos) ? null : row.getString(pos).toString();
-    }
-
-    private static Object field(RowData purchase, int pos) {
-        if (purchase.isNullAt(pos)) {
-            return null;
-        }
-        switch (pos) {
-            case AMOUNT:
-                return purchase.getDouble(pos);
-            case TIME:
-                return purchase.getTimestamp(pos, MILLIS);
-            default:
-                return purchase.getString(pos);
-        }
     }
 
     /**
