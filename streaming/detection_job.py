@@ -344,6 +344,7 @@ def create_environment(settings: Settings, resume: bool = True) -> "TableEnviron
         "pipeline.object-reuse": "true",
         "table.exec.source.idle-timeout": f"{settings.idle_timeout_s} s",
         "pipeline.auto-watermark-interval": f"{WATERMARK_INTERVAL_MS} ms",
+        "execution.buffer-timeout": f"{settings.flink_buffer_timeout_ms} ms",
         # Bounds the unbounded OVER windows' keys (docs/patterns.md, "State"); windows and CEP clean up
         # by the watermark and do not use it.
         "table.exec.state.ttl": f"{settings.state_ttl_days} d",
