@@ -124,6 +124,57 @@ def corpus() -> list[tuple[str, str | None]]:
         for field in events.fields_for(domain):
             if field.required:
                 cases.append((f"missing {domain}.{field.name}", without(domain, field.name)))
+    return cases + unread_parts_cases(fintech, ecommerce) + mutated_cases()
+
+
+def unread_parts_cases(fintech: dict[str, Any], ecommerce: dict[str, Any]) -> list[tuple[str, str]]:
+    """The format reads only the fields the contract and the columns name and lets the tokenizer skip
+    the rest: a syntax error there is still malformed, and a key given twice keeps its last value
+    whole, nested ones too. In order, so a value left over from the previous record would show."""
+    base = dumps(fintech)[:-1]
+    address = ecommerce["shipping_address"]
+    two_addresses = dumps({k: v for k, v in ecommerce.items() if k != "shipping_address"})[:-1]
+    return [
+        ("malformed: bracket in an unread field", base + ', "note": {"x": [1, 2}}'),
+        ("malformed: bad escape in an unread string", base + r', "note": "a \q b"}'),
+        ("malformed: raw tab in an unread string", base + ', "note": "a\tb"}'.replace("\\t", "\t")),
+        ("malformed: missing colon in an unread object", base + ', "note": {"a" 1}}'),
+        ("malformed: unterminated unread array", base + ', "note": [1, [2, 3]}'),
+        ("valid: deep unread nesting", base + ', "note": ' + "[" * 40 + "{}" + "]" * 40 + "}"),
+        ("valid: cart of one after a full cart", changed("ecommerce", cart_items=[{"category": "toys"}])),
+        ("valid: shipping address given twice, last wins whole",
+         two_addresses + f', "shipping_address": {dumps(address)}, "shipping_address": {{"street": "9 B Rd"}}}}'),
+        ("valid: category given twice in an item, last wins",
+         changed("ecommerce", cart_items=[{"category": "electronics", "category": "books"}])),
+        ("valid: cart given twice, last wins",
+         dumps({k: v for k, v in ecommerce.items() if k != "cart_items"})[:-1]
+         + ', "cart_items": [{"category": "electronics"}], "cart_items": [{"category": "food"}]}'),
+        ("valid: nested values of unread types", changed("ecommerce", cart_items=[[{"category": "electronics"}], None,
+                                                                                  {"category": None}, True, 3.5])),
+        ("valid: amount a huge integer", changed("gaming", amount=10 ** 30)),
+    ]
+
+
+def mutated_cases(count: int = 60) -> list[tuple[str, str]]:
+    """Valid events with one random edit (a character dropped, inserted or swapped, ASCII only):
+    mostly malformed, some still valid or broken in another way, whatever Python's decoder says."""
+    rng = random.Random(11)
+    alphabet = '{}[],:" \\0123456789.-eE+tfnaxyz'
+    cases = []
+    for i in range(count):
+        domain = events.DOMAINS[i % len(events.DOMAINS)]
+        text = dumps(valid(domain, index=i, seed=i))
+        at = rng.randrange(len(text))
+        edit = rng.choice(("drop", "insert", "swap"))
+        if edit == "drop":
+            text = text[:at] + text[at + 1:]
+        elif edit == "insert":
+            text = text[:at] + rng.choice(alphabet) + text[at:]
+        else:
+            other = rng.randrange(len(text))
+            low, high = sorted((at, other))
+            text = text[:low] + text[high] + text[low + 1:high] + text[low] + text[high + 1:] if low < high else text
+        cases.append((f"mutated {i}: {edit} at {at}", text))
     return cases
 
 

@@ -8,7 +8,6 @@ import org.apache.flink.table.types.DataType;
 
 import java.io.IOException;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -40,53 +39,59 @@ final class ColumnSpec {
 
     private enum Op { VALUE, JOIN, CONTAINS }
 
-    /** A compiled path: keys, and for each whether it fans out over an array. */
+    /** A compiled path: the slot of each key in the events' shape, and whether it fans out over an array. */
     private static final class Path {
-        final String[] keys;
+        final int[] slots;
         final boolean[] many;
         final boolean fansOut;
 
-        Path(String text) {
+        Path(String text, FieldShape event) {
             String[] parts = text.split("\\.");
-            keys = new String[parts.length];
+            slots = new int[parts.length];
             many = new boolean[parts.length];
             boolean any = false;
+            FieldShape shape = event;
             for (int i = 0; i < parts.length; i++) {
                 many[i] = parts[i].endsWith("[]");
-                keys[i] = many[i] ? parts[i].substring(0, parts[i].length() - 2) : parts[i];
+                String key = many[i] ? parts[i].substring(0, parts[i].length() - 2) : parts[i];
+                slots[i] = shape.register(key);
+                shape = shape.below(slots[i]);
+                if (many[i]) {
+                    shape = shape.element(true);
+                }
                 any |= many[i];
             }
             fansOut = any;
         }
 
         /** The one value a path without [] reaches, or null. */
-        JsonNode single(JsonNode node) {
-            for (String key : keys) {
-                if (node == null || !node.isObject()) {
+        FieldValue single(FieldValue value) {
+            for (int slot : slots) {
+                if (value.kind != FieldValue.Kind.OBJECT) {
                     return null;
                 }
-                node = node.get(key);
+                value = value.field(slot);
             }
-            return node == null || node.isNull() ? null : node;
+            return value.isMissing() ? null : value;
         }
 
-        void all(JsonNode node, int i, List<JsonNode> out) {
-            if (i == keys.length) {
-                out.add(node);
+        void all(FieldValue value, int i, List<FieldValue> out) {
+            if (i == slots.length) {
+                out.add(value);
                 return;
             }
-            if (!node.isObject()) {
+            if (value.kind != FieldValue.Kind.OBJECT) {
                 return;
             }
-            JsonNode child = node.get(keys[i]);
-            if (child == null || child.isNull()) {
+            FieldValue child = value.field(slots[i]);
+            if (child.isMissing()) {
                 return;
             }
             if (!many[i]) {
                 all(child, i + 1, out);
-            } else if (child.isArray()) {
-                for (JsonNode item : child) {
-                    all(item, i + 1, out);
+            } else {
+                for (int k = 0; k < child.itemCount(); k++) {
+                    all(child.item(k), i + 1, out);
                 }
             }
         }
@@ -96,9 +101,10 @@ final class ColumnSpec {
     final Type type;
     private final Op op;
     private final String arg;
-    private final Map<String, Path> byDomain = new HashMap<>();
+    private final Path[] byDomain; // by the contract's domain index; null: the column is NULL there
+    private final List<FieldValue> found = new ArrayList<>(); // reused by extract: one event at a time
 
-    private ColumnSpec(JsonNode spec, List<String> domains) {
+    private ColumnSpec(JsonNode spec, List<String> domains, FieldShape event) {
         name = Contract.text(spec, "name");
         type = Type.valueOf(Contract.text(spec, "type"));
         op = Op.valueOf(spec.path("op").asText("value").toUpperCase());
@@ -107,17 +113,15 @@ final class ColumnSpec {
             throw new IllegalArgumentException("column " + name + ": op " + op + " does not give " + type);
         }
         Map<String, String> sources = Contract.stringMap(spec.path("sources"));
-        if (domains != null) { // resolve "*" once, so eval does a single lookup
-            for (String domain : domains) {
-                String path = sources.getOrDefault(domain, sources.get("*"));
-                if (path != null) {
-                    byDomain.put(domain, new Path(path));
-                }
-            }
+        byDomain = new Path[domains.size()];
+        for (int d = 0; d < byDomain.length; d++) { // "*" resolved once, so extract does no lookup
+            String path = sources.getOrDefault(domains.get(d), sources.get("*"));
+            byDomain[d] = path == null ? null : new Path(path, event);
         }
     }
 
-    static List<ColumnSpec> parseAll(ObjectMapper mapper, String json, List<String> domains) {
+    /** Compiles the columns, registering every path they read in {@code event}, the events' shape. */
+    static List<ColumnSpec> parseAll(ObjectMapper mapper, String json, List<String> domains, FieldShape event) {
         JsonNode specs;
         try {
             specs = mapper.readTree(json);
@@ -128,39 +132,40 @@ final class ColumnSpec {
             throw new IllegalArgumentException("columns literal must be a JSON array");
         }
         List<ColumnSpec> out = new ArrayList<>();
-        specs.forEach(s -> out.add(new ColumnSpec(s, domains)));
+        specs.forEach(s -> out.add(new ColumnSpec(s, domains, event)));
         return out;
     }
 
-    /** The column's internal value (StringData, Double, Boolean or null) for a valid event. */
-    Object extract(JsonNode event, String domain) {
-        Path path = byDomain.get(domain);
+    /** The column's internal value (StringData, Double, Boolean or null) for a valid event of the
+     * contract's domain number {@code domain}. */
+    Object extract(FieldValue event, int domain) {
+        Path path = byDomain[domain];
         if (path == null) {
             return null;
         }
         if (op == Op.VALUE && !path.fansOut) {
             return typed(path.single(event));
         }
-        List<JsonNode> found = new ArrayList<>();
+        found.clear();
         path.all(event, 0, found);
         switch (op) {
             case JOIN: {
                 StringBuilder out = new StringBuilder();
                 boolean first = true;
-                for (JsonNode v : found) {
-                    if (v.isTextual()) {
+                for (FieldValue v : found) {
+                    if (v.kind == FieldValue.Kind.STRING) {
                         if (!first) {
                             out.append(arg);
                         }
-                        out.append(v.textValue());
+                        out.append(v.text);
                         first = false;
                     }
                 }
                 return StringData.fromString(out.toString());
             }
             case CONTAINS:
-                for (JsonNode v : found) {
-                    if (v.isTextual() && v.textValue().equals(arg)) {
+                for (FieldValue v : found) {
+                    if (v.kind == FieldValue.Kind.STRING && v.text.equals(arg)) {
                         return Boolean.TRUE;
                     }
                 }
@@ -170,17 +175,17 @@ final class ColumnSpec {
         }
     }
 
-    private Object typed(JsonNode v) {
+    private Object typed(FieldValue v) {
         if (v == null) {
             return null;
         }
         switch (type) {
             case STRING:
-                return v.isTextual() ? StringData.fromString(v.textValue()) : null;
+                return v.kind == FieldValue.Kind.STRING ? StringData.fromString(v.text) : null;
             case DOUBLE:
-                return v.isNumber() ? v.doubleValue() : null;
+                return v.kind == FieldValue.Kind.NUMBER ? v.number : null;
             default:
-                return v.isBoolean() ? v.booleanValue() : null;
+                return v.kind == FieldValue.Kind.BOOLEAN ? v.bool : null;
         }
     }
 }

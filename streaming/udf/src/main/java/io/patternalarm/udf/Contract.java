@@ -23,16 +23,17 @@ import java.util.Map;
 final class Contract {
 
     /**
-     * Outcome of {@link #check}: the reason (null when valid), the event's domain and its timestamp
-     * when the contract accepts it (also for an event rejected for another reason: the source's event
-     * time reads it, as the tokenizer it replaced did).
+     * Outcome of {@link #check}: the reason (null when valid), the event's domain (its index in
+     * {@link #domains}, -1 when unknown) and its timestamp when the contract accepts it (also for an
+     * event rejected for another reason: the source's event time reads it, as the tokenizer it
+     * replaced did).
      */
     static final class Verdict {
         final StringData reason;
-        final String domain;
+        final int domain;
         final LocalDateTime time;
 
-        Verdict(StringData reason, String domain, LocalDateTime time) {
+        Verdict(StringData reason, int domain, LocalDateTime time) {
             this.reason = reason;
             this.domain = domain;
             this.time = time;
@@ -47,9 +48,11 @@ final class Contract {
         final boolean required;
         final StringData missing;
         final StringData wrongKind;
+        final int slot;
 
-        Field(JsonNode spec) {
+        Field(JsonNode spec, FieldShape event) {
             name = text(spec, "name");
+            slot = event.register(name);
             kind = Kind.valueOf(text(spec, "kind").toUpperCase());
             required = spec.path("required").asBoolean(true);
             missing = StringData.fromString(text(spec, "missing"));
@@ -59,14 +62,14 @@ final class Contract {
 
     private static final class SameValue {
         final String domain;
-        final String field;
-        final String other;
+        final int field;
+        final int other;
         final StringData reason;
 
-        SameValue(JsonNode spec) {
+        SameValue(JsonNode spec, FieldShape event) {
             domain = text(spec, "domain");
-            field = text(spec, "field");
-            other = text(spec, "other");
+            field = event.register(text(spec, "field"));
+            other = event.register(text(spec, "other"));
             reason = StringData.fromString(text(spec, "reason"));
         }
     }
@@ -75,50 +78,57 @@ final class Contract {
     final StringData notAnObject;
     final StringData unknownDomain;
     final List<String> domains = new ArrayList<>();
-    private final Map<String, Field[]> fields = new HashMap<>();
+    private final Map<String, Integer> domainIndex = new HashMap<>();
+    private final List<Field[]> fields = new ArrayList<>(); // by domain index
+    private final int domainSlot;
+    private final int timestampSlot;
     private final TimestampRule timestamp;
     private final StringData badTimestamp;
     private final List<SameValue> sameValue = new ArrayList<>();
 
-    private Contract(JsonNode spec) {
+    private Contract(JsonNode spec, FieldShape event) {
         malformedJson = StringData.fromString(text(spec, "malformed_json"));
         notAnObject = StringData.fromString(text(spec, "not_an_object"));
         unknownDomain = StringData.fromString(text(spec, "unknown_domain"));
         JsonNode byDomain = spec.path("domains");
         byDomain.fieldNames().forEachRemaining(domain -> {
             List<Field> list = new ArrayList<>();
-            byDomain.get(domain).forEach(f -> list.add(new Field(f)));
+            byDomain.get(domain).forEach(f -> list.add(new Field(f, event)));
+            domainIndex.put(domain, domains.size());
             domains.add(domain);
-            fields.put(domain, list.toArray(new Field[0]));
+            fields.add(list.toArray(new Field[0]));
         });
+        domainSlot = event.register("domain");
         timestamp = new TimestampRule(spec.path("timestamp"));
+        timestampSlot = event.register(timestamp.field);
         badTimestamp = StringData.fromString(text(spec.path("timestamp"), "reason"));
-        spec.path("same_value").forEach(r -> sameValue.add(new SameValue(r)));
+        spec.path("same_value").forEach(r -> sameValue.add(new SameValue(r, event)));
     }
 
-    static Contract parse(ObjectMapper mapper, String json) {
+    /** Compiles the contract, registering every field it reads in {@code event}, the events' shape. */
+    static Contract parse(ObjectMapper mapper, String json, FieldShape event) {
         try {
-            return new Contract(mapper.readTree(json));
+            return new Contract(mapper.readTree(json), event);
         } catch (IOException e) {
             throw new IllegalArgumentException("contract literal is not JSON: " + e.getMessage(), e);
         }
     }
 
-    Verdict check(JsonNode event) {
-        if (!event.isObject()) {
-            return new Verdict(notAnObject, null, null);
+    /** The contract's verdict on one event, read as {@code parse}'s shape registered it. */
+    Verdict check(FieldValue event) {
+        if (event.kind != FieldValue.Kind.OBJECT) {
+            return new Verdict(notAnObject, -1, null);
         }
-        JsonNode ts = event.get(timestamp.field);
-        LocalDateTime time = ts != null && ts.isTextual() ? timestamp.parse(ts.textValue()) : null;
-        JsonNode domainNode = event.get("domain");
-        String domain = domainNode != null && domainNode.isTextual() ? domainNode.textValue() : null;
-        Field[] domainFields = domain == null ? null : fields.get(domain);
-        if (domainFields == null) {
-            return new Verdict(unknownDomain, null, time);
+        FieldValue ts = event.field(timestampSlot);
+        LocalDateTime time = ts.kind == FieldValue.Kind.STRING ? timestamp.parse(ts.text) : null;
+        FieldValue domainValue = event.field(domainSlot);
+        Integer domain = domainValue.kind == FieldValue.Kind.STRING ? domainIndex.get(domainValue.text) : null;
+        if (domain == null) {
+            return new Verdict(unknownDomain, -1, time);
         }
-        for (Field f : domainFields) {
-            JsonNode value = event.get(f.name);
-            if (value == null || value.isNull()) {
+        for (Field f : fields.get(domain)) {
+            FieldValue value = event.field(f.slot);
+            if (value.isMissing()) {
                 if (f.required) {
                     return new Verdict(f.missing, domain, time);
                 }
@@ -131,29 +141,26 @@ final class Contract {
         if (time == null) {
             return new Verdict(badTimestamp, domain, null);
         }
+        String name = domains.get(domain);
         for (SameValue rule : sameValue) {
-            if (rule.domain.equals(domain) && !equal(event.get(rule.field), event.get(rule.other))) {
+            if (rule.domain.equals(name) && !event.field(rule.field).sameAs(event.field(rule.other))) {
                 return new Verdict(rule.reason, domain, time);
             }
         }
         return new Verdict(null, domain, time);
     }
 
-    private static boolean matches(JsonNode value, Kind kind) {
+    private static boolean matches(FieldValue value, Kind kind) {
         switch (kind) {
             case STRING:
-                return value.isTextual() && !value.textValue().isEmpty();
+                return value.kind == FieldValue.Kind.STRING && !value.text.isEmpty();
             case NUMBER:
-                return value.isNumber();
+                return value.kind == FieldValue.Kind.NUMBER;
             case ARRAY:
-                return value.isArray();
+                return value.kind == FieldValue.Kind.ARRAY;
             default:
-                return value.isObject();
+                return value.kind == FieldValue.Kind.OBJECT;
         }
-    }
-
-    private static boolean equal(JsonNode a, JsonNode b) {
-        return a == null ? b == null : a.equals(b);
     }
 
     static String text(JsonNode spec, String key) {

@@ -3,9 +3,8 @@ package io.patternalarm.udf;
 import org.apache.flink.api.common.serialization.DeserializationSchema;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonFactory;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ObjectNode;
 import org.apache.flink.table.api.DataTypes;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
@@ -21,7 +20,8 @@ import java.util.List;
  * {@code payload, reject_reason, contract_time}, then the typed event columns
  * ({@link EventFormatFactory} says why a format).
  *
- * <p>Each payload is parsed once, into a tree, validated against the contract and projected. A
+ * <p>Each payload is read once, in one pass of the tokenizer that keeps only the fields the contract
+ * and the columns name ({@link FieldShape}; no tree), validated against the contract and projected. A
  * valid event carries no payload (nothing downstream reads it, and every copy of a 300-byte string
  * cost CPU); a rejected one carries its payload and reason, for the dead-letter topic, and NULL
  * columns. A Kafka tombstone (no value) is malformed JSON, as Python's decoder says of nothing. It
@@ -53,9 +53,10 @@ final class EventDeserializer implements DeserializationSchema<RowData> {
     private final String columnsJson;
     private final TypeInformation<RowData> producedType;
 
-    private transient ObjectMapper mapper;
+    private transient JsonFactory json;
     private transient Contract contract;
     private transient List<ColumnSpec> columns;
+    private transient FieldValue event; // reused: one payload at a time
 
     EventDeserializer(String contractJson, String columnsJson, TypeInformation<RowData> producedType) {
         this.contractJson = contractJson;
@@ -69,9 +70,12 @@ final class EventDeserializer implements DeserializationSchema<RowData> {
     }
 
     private void compile() {
-        mapper = new ObjectMapper();
-        contract = Contract.parse(mapper, contractJson);
-        columns = ColumnSpec.parseAll(mapper, columnsJson, contract.domains);
+        ObjectMapper mapper = new ObjectMapper();
+        FieldShape shape = new FieldShape();
+        contract = Contract.parse(mapper, contractJson, shape);
+        columns = ColumnSpec.parseAll(mapper, columnsJson, contract.domains, shape);
+        json = mapper.getFactory();
+        event = new FieldValue(shape);
     }
 
     @Override
@@ -80,8 +84,7 @@ final class EventDeserializer implements DeserializationSchema<RowData> {
             compile(); // a caller that skipped open()
         }
         GenericRowData row = new GenericRowData(FIRST_COLUMN + columns.size());
-        JsonNode event = message == null ? null : parse(message);
-        if (event == null) {
+        if (message == null || !read(message)) {
             return rejected(row, message, contract.malformedJson);
         }
         Contract.Verdict verdict = contract.check(event);
@@ -91,9 +94,8 @@ final class EventDeserializer implements DeserializationSchema<RowData> {
         if (verdict.reason != null) {
             return rejected(row, message, verdict.reason);
         }
-        ObjectNode object = (ObjectNode) event;
         for (int i = 0; i < columns.size(); i++) {
-            row.setField(FIRST_COLUMN + i, columns.get(i).extract(object, verdict.domain));
+            row.setField(FIRST_COLUMN + i, columns.get(i).extract(event, verdict.domain));
         }
         return row;
     }
@@ -104,20 +106,18 @@ final class EventDeserializer implements DeserializationSchema<RowData> {
         return row;
     }
 
-    /** The parsed JSON value, or null when the payload is not exactly one JSON value. */
-    private JsonNode parse(byte[] bytes) {
-        try (JsonParser parser = mapper.getFactory().createParser(bytes)) {
+    /** Reads the payload into {@code event}; false when it is not exactly one JSON value. */
+    private boolean read(byte[] bytes) {
+        try (JsonParser parser = json.createParser(bytes)) {
             if (parser.nextToken() == null) {
-                return null; // empty or blank
-            }
-            JsonNode node = mapper.readTree(parser);
-            if (parser.nextToken() != null) {
-                return null; // trailing data after the value, as Python's json.loads refuses it
+                return false; // empty or blank
             }
             // a literal JSON null is a value, not malformed: the contract calls it "not an object"
-            return node == null ? mapper.nullNode() : node;
+            event.read(parser);
+            // trailing data after the value, as Python's json.loads refuses it
+            return parser.nextToken() == null;
         } catch (IOException | RuntimeException | StackOverflowError e) {
-            return null;
+            return false;
         }
     }
 

@@ -79,8 +79,9 @@ public final class EventFormatFactory implements DeserializationFormatFactory {
         String columnsJson = formatOptions.get(COLUMNS);
         ObjectMapper mapper = new ObjectMapper();
         // compiled here as well, so a bad literal fails the DDL and not the running job
-        Contract contract = Contract.parse(mapper, contractJson);
-        List<ColumnSpec> columns = ColumnSpec.parseAll(mapper, columnsJson, contract.domains);
+        FieldShape shape = new FieldShape();
+        Contract contract = Contract.parse(mapper, contractJson, shape);
+        List<ColumnSpec> columns = ColumnSpec.parseAll(mapper, columnsJson, contract.domains, shape);
         return new DecodingFormat<DeserializationSchema<RowData>>() {
             @Override
             public DeserializationSchema<RowData> createRuntimeDecoder(
