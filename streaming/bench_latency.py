@@ -176,22 +176,17 @@ def _quantiles(settings: config.Settings, rows_sql: str, count_as: str) -> dict[
     return json.loads(row)
 
 
-def latency(settings: config.Settings, start: datetime, end: datetime, model_made: bool = False) -> dict[str, Any]:
+def latency(settings: config.Settings, start: datetime, end: datetime, model_made: bool = False,
+            until: str = "stored_at") -> dict[str, Any]:
     """Rule alerts (the job's), or ``model_made`` suspicious_activity alerts (the database makes them
-    from a window's score, so their latency is the window's scoring latency)."""
+    from a window's score, so their latency is the window's scoring latency). ``until="emitted_at"``
+    gives the job's share of it: what is left of event_to_alert is the JDBC sink and the grouping."""
+    if until not in ("stored_at", "emitted_at"):
+        raise ValueError(f"until={until!r}: use 'stored_at' or 'emitted_at'")
     return _quantiles(settings, f"""
-        SELECT extract(epoch FROM stored_at - event_time) * 1000 AS ms, score_status FROM alerts
+        SELECT extract(epoch FROM {until} - event_time) * 1000 AS ms, score_status FROM alerts
          WHERE event_time >= '{start.isoformat()}' AND event_time < '{end.isoformat()}'
            AND (pattern = 'suspicious_activity') = {'true' if model_made else 'false'}""", "alerts")
-
-
-def emitted(settings: config.Settings, start: datetime, end: datetime) -> dict[str, Any]:
-    """The job's share of the rule alerts' latency: the triggering event's time to the moment the job
-    emitted the alert (what is left of event_to_alert is the JDBC sink and the incident grouping)."""
-    return _quantiles(settings, f"""
-        SELECT extract(epoch FROM emitted_at - event_time) * 1000 AS ms, score_status FROM alerts
-         WHERE event_time >= '{start.isoformat()}' AND event_time < '{end.isoformat()}'
-           AND pattern <> 'suspicious_activity'""", "alerts")
 
 
 def window_scoring(settings: config.Settings, start: datetime, end: datetime) -> dict[str, Any]:
@@ -289,7 +284,7 @@ def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, p
             "processed": done, "all_processed_s_after_production_ended": round(caught_up_s, 1),
             "cores_used_by_component": cores,
             "event_to_alert": latency(settings, start, end),
-            "event_to_emitted": emitted(settings, start, end),
+            "event_to_emitted": latency(settings, start, end, until="emitted_at"),
             "window_to_suspicious_activity_alert": latency(settings, start, end, model_made=True),
             "window_to_score": window_scoring(settings, start, end),
             "window_scorer_since_start": scorer_heartbeat(settings)}

@@ -60,17 +60,46 @@ final class Contract {
         }
     }
 
+    /**
+     * A same_value rule, resolved at compile time to its domain's index and its fields' slots. It
+     * compares scalars (FieldValue keeps an object's or an array's registered parts only, not the
+     * whole value), so a rule on a field the contract does not declare as a string or a number is
+     * refused here rather than rejecting every event of its domain.
+     */
     private static final class SameValue {
-        final String domain;
+        final int domain;
         final int field;
         final int other;
         final StringData reason;
 
-        SameValue(JsonNode spec, FieldShape event) {
-            domain = text(spec, "domain");
-            field = event.register(text(spec, "field"));
-            other = event.register(text(spec, "other"));
+        SameValue(JsonNode spec, FieldShape event, Map<String, Integer> domainIndex, List<Field[]> fields) {
+            String domainName = text(spec, "domain");
+            Integer index = domainIndex.get(domainName);
+            if (index == null) {
+                throw new IllegalArgumentException("same_value rule " + spec + " names domain '" + domainName
+                        + "', which the contract does not define: fix SAME_VALUE_RULES in patternalarm/events.py");
+            }
+            domain = index;
+            field = scalarSlot(spec, text(spec, "field"), domainName, fields.get(index));
+            other = scalarSlot(spec, text(spec, "other"), domainName, fields.get(index));
             reason = StringData.fromString(text(spec, "reason"));
+        }
+
+        private static int scalarSlot(JsonNode spec, String name, String domain, Field[] declared) {
+            for (Field f : declared) {
+                if (f.name.equals(name)) {
+                    if (f.kind != Kind.STRING && f.kind != Kind.NUMBER) {
+                        throw new IllegalArgumentException("same_value rule " + spec + " compares '" + name
+                                + "', a " + f.kind.name().toLowerCase() + " field of domain " + domain
+                                + ": the event format compares strings and numbers only; compare scalar fields"
+                                + " in SAME_VALUE_RULES (patternalarm/events.py)");
+                    }
+                    return f.slot;
+                }
+            }
+            throw new IllegalArgumentException("same_value rule " + spec + " compares '" + name
+                    + "', which domain " + domain + " does not declare: add it to DOMAIN_FIELDS or fix"
+                    + " SAME_VALUE_RULES in patternalarm/events.py");
         }
     }
 
@@ -102,7 +131,7 @@ final class Contract {
         timestamp = new TimestampRule(spec.path("timestamp"));
         timestampSlot = event.register(timestamp.field);
         badTimestamp = StringData.fromString(text(spec.path("timestamp"), "reason"));
-        spec.path("same_value").forEach(r -> sameValue.add(new SameValue(r, event)));
+        spec.path("same_value").forEach(r -> sameValue.add(new SameValue(r, event, domainIndex, fields)));
     }
 
     /** Compiles the contract, registering every field it reads in {@code event}, the events' shape. */
@@ -141,9 +170,8 @@ final class Contract {
         if (time == null) {
             return new Verdict(badTimestamp, domain, null);
         }
-        String name = domains.get(domain);
         for (SameValue rule : sameValue) {
-            if (rule.domain.equals(name) && !event.field(rule.field).sameAs(event.field(rule.other))) {
+            if (rule.domain == domain && !event.field(rule.field).sameAs(event.field(rule.other))) {
                 return new Verdict(rule.reason, domain, time);
             }
         }

@@ -70,7 +70,7 @@ final class FieldValue {
             case BOOLEAN:
                 return bool == other.bool;
             default:
-                return false; // objects and arrays are not read whole; compiled rules compare scalars
+                return false; // objects and arrays are not read whole: Contract refuses rules on them
         }
     }
 
