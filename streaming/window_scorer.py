@@ -62,6 +62,19 @@ DB_RETRY_MAX_S = 5.0
 # records, the history query, the scoring request, the upsert with its triggers and the commit,
 # and Kafka's offset commit.
 STAGES = ("consume", "parse", "history", "score", "store", "commit")
+SCHEDSTAT = Path("/proc/thread-self/schedstat")
+
+
+def thread_clock() -> tuple[float, float]:
+    """(CPU seconds, seconds spent runnable but waiting for a core) of the calling thread; the second
+    from the kernel's scheduler statistics, zero where there are none. The two tell a stage that
+    waits for the broker or the database (neither grows) from one starved of CPU (the second grows:
+    a niced scorer on busy cores)."""
+    try:
+        waiting_ns = int(SCHEDSTAT.read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        waiting_ns = 0
+    return time.thread_time(), waiting_ns / 1e9
 
 
 class MalformedWindow(ValueError):
@@ -313,6 +326,11 @@ class WindowScorer:
                                       "enable.idempotence": True})
         self.counts = {SCORED: 0, UNSCORED: 0, NOT_APPLICABLE: 0, "dead_letters": 0, "rescored": 0}
         self.stage_seconds = {stage: 0.0 for stage in STAGES}
+        self.stage_cpu_seconds = {stage: 0.0 for stage in STAGES}  # the loop thread's own CPU
+        self.stage_runqueue_seconds = {stage: 0.0 for stage in STAGES}  # runnable, waiting for a core
+        # consume calls, the records they returned and the calls that returned fewer than a batch
+        # (the topic drained, or PA_SCORING_MAX_WAIT_MS ran out first)
+        self.consumption = {"calls": 0, "records": 0, "short_calls": 0}
         self.consumer_closed = False
         self.last_rescore = time.monotonic()
 
@@ -320,11 +338,14 @@ class WindowScorer:
     def timed(self, stage: str) -> Iterator[None]:
         """Adds the wall time of the block to ``stage_seconds[stage]``: where a falling-behind
         scorer spends its rounds (heartbeat, `make status`, bench_latency)."""
-        began = time.perf_counter()
+        began, (cpu, waiting) = time.perf_counter(), thread_clock()
         try:
             yield
         finally:
             self.stage_seconds[stage] += time.perf_counter() - began
+            cpu_now, waiting_now = thread_clock()
+            self.stage_cpu_seconds[stage] += cpu_now - cpu
+            self.stage_runqueue_seconds[stage] += waiting_now - waiting
 
     def lag(self) -> int | None:
         """Windows on the topic not yet read by this scorer (its assigned partitions' end offsets
@@ -349,6 +370,9 @@ class WindowScorer:
         with self.timed("consume"):
             messages = self.consumer.consume(num_messages=max(1, self.settings.scoring_batch_size),
                                              timeout=max(0.001, self.settings.scoring_max_wait_ms / 1000.0))
+        self.consumption["calls"] += 1
+        self.consumption["records"] += len(messages)
+        self.consumption["short_calls"] += len(messages) < max(1, self.settings.scoring_batch_size)
         windows: list[Window] = []
         sources: dict[tuple[str, datetime], Any] = {}  # window -> its message, for a dead letter
         with self.timed("parse"):
@@ -493,8 +517,14 @@ def write_heartbeat(scorer: WindowScorer) -> None:
     beat = heartbeat_file(scorer.settings)
     beat.parent.mkdir(parents=True, exist_ok=True)
     tmp = beat.with_suffix(".tmp")
+    def rounded(seconds: dict[str, float], digits: int = 3) -> dict[str, float]:
+        return {k: round(v, digits) for k, v in seconds.items()}
+
     tmp.write_text(json.dumps({"at": time.time(), **scorer.counts, "lag": scorer.lag(),
-                               "stage_seconds": {k: round(v, 3) for k, v in scorer.stage_seconds.items()}}))
+                               "stage_seconds": rounded(scorer.stage_seconds),
+                               "stage_cpu_seconds": rounded(scorer.stage_cpu_seconds, 6),
+                               "stage_runqueue_seconds": rounded(scorer.stage_runqueue_seconds, 6),
+                               "consumption": scorer.consumption}))
     tmp.replace(beat)
 
 

@@ -128,6 +128,12 @@ def test_the_heartbeat_says_where_the_rounds_went_and_what_is_left_to_read(topic
     assert behind == 2 and beat["lag"] == 2 and beat["scored"] == 5
     assert set(beat["stage_seconds"]) == set(window_scorer.STAGES)
     assert all(beat["stage_seconds"][stage] > 0 for stage in ("consume", "history", "score", "store", "commit"))
+    for clock in ("stage_cpu_seconds", "stage_runqueue_seconds"):  # the loop thread's, from the kernel
+        assert set(beat[clock]) == set(window_scorer.STAGES)
+        assert all(0 <= beat[clock][s] <= beat["stage_seconds"][s] + 0.01 for s in window_scorer.STAGES)
+    assert sum(beat["stage_cpu_seconds"].values()) > 0
+    calls = beat["consumption"]
+    assert calls["records"] == 5 and calls["calls"] >= 1 and calls["short_calls"] == calls["calls"]
     window_scorer.write_heartbeat(scorer)  # main() writes the last one after close()
     last = json.loads(window_scorer.heartbeat_file(topic).read_text())
     assert last["lag"] is None and last["scored"] == 5
