@@ -37,6 +37,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 import urllib.parse
 from contextlib import contextmanager
@@ -512,35 +513,73 @@ def heartbeat_file(settings: Settings) -> Path:
     return settings.resolved_var_dir() / "run" / "window-scorer.heartbeat"
 
 
-def write_heartbeat(scorer: WindowScorer) -> None:
-    """What `make status` shows: when the loop last went round and what it has done."""
-    beat = heartbeat_file(scorer.settings)
-    beat.parent.mkdir(parents=True, exist_ok=True)
-    tmp = beat.with_suffix(".tmp")
-    def rounded(seconds: dict[str, float], digits: int = 3) -> dict[str, float]:
-        return {k: round(v, digits) for k, v in seconds.items()}
+def _summed(parts: Sequence[dict[str, float]], digits: int | None = None) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for part in parts:
+        for key, value in part.items():
+            total[key] = total.get(key, 0) + value
+    return total if digits is None else {k: round(v, digits) for k, v in total.items()}
 
-    tmp.write_text(json.dumps({"at": time.time(), **scorer.counts, "lag": scorer.lag(),
-                               "stage_seconds": rounded(scorer.stage_seconds),
-                               "stage_cpu_seconds": rounded(scorer.stage_cpu_seconds, 6),
-                               "stage_runqueue_seconds": rounded(scorer.stage_runqueue_seconds, 6),
-                               "consumption": scorer.consumption}))
+
+def write_heartbeat(scorers: WindowScorer | Sequence[WindowScorer]) -> None:
+    """What `make status` shows: when the loop last went round and what it has done, summed over the
+    workers (their stage seconds add up each worker's loop thread; lag is the topic's, every
+    partition being some worker's)."""
+    scorers = [scorers] if isinstance(scorers, WindowScorer) else list(scorers)
+    beat = heartbeat_file(scorers[0].settings)
+    beat.parent.mkdir(parents=True, exist_ok=True)
+    lags = [lag for lag in (s.lag() for s in scorers) if lag is not None]
+    tmp = beat.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"at": time.time(), "workers": len(scorers), **_summed([s.counts for s in scorers]),
+                               "lag": sum(lags) if lags else None,
+                               "stage_seconds": _summed([s.stage_seconds for s in scorers], 3),
+                               "stage_cpu_seconds": _summed([s.stage_cpu_seconds for s in scorers], 6),
+                               "stage_runqueue_seconds": _summed([s.stage_runqueue_seconds for s in scorers], 6),
+                               "consumption": _summed([s.consumption for s in scorers])}))
     tmp.replace(beat)
 
 
-def run(scorer: WindowScorer, once: bool) -> None:
-    signal.signal(signal.SIGTERM, lambda *_: setattr(scorer, "stop_requested", True))
-    signal.signal(signal.SIGINT, lambda *_: setattr(scorer, "stop_requested", True))
-    beat_at = 0.0
+def work(scorer: WindowScorer, once: bool, rescores: bool) -> None:
+    """One worker's loop; only a ``rescores`` worker retries windows stored unscored (two would
+    score the same rows)."""
     while not scorer.stop_requested:
         read = scorer.poll_batch()
-        if scorer.rescore_due() or (once and read == 0):
+        if rescores and (scorer.rescore_due() or (once and read == 0)):
             scorer.rescore_once()
-        if time.monotonic() - beat_at >= 1.0:
-            write_heartbeat(scorer)
-            beat_at = time.monotonic()
         if once and read == 0:
             return
+
+
+def run(scorers: WindowScorer | Sequence[WindowScorer], once: bool) -> None:
+    """The workers' loops in threads until SIGTERM (or, ``once``, until each has drained its
+    partitions); the heartbeat every second. A worker that fails stops the others and its error is
+    raised here, so the process exits and its uncommitted batches are read again on restart."""
+    scorers = [scorers] if isinstance(scorers, WindowScorer) else list(scorers)
+    failures: list[BaseException] = []
+
+    def stop(*_: Any) -> None:
+        for scorer in scorers:
+            scorer.stop_requested = True
+
+    def guarded(scorer: WindowScorer, rescores: bool) -> None:
+        try:
+            work(scorer, once, rescores)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            failures.append(exc)
+            stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    threads = [threading.Thread(target=guarded, args=(s, i == 0), name=f"window-scorer-{i}", daemon=True)
+               for i, s in enumerate(scorers)]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        write_heartbeat(scorers)
+        for thread in threads:
+            thread.join(timeout=1.0 / len(threads))
+    if failures:
+        raise failures[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -551,15 +590,16 @@ def main(argv: list[str] | None = None) -> int:
     settings = config.load()
     if settings.scorer_nice > 0:
         os.nice(min(19, settings.scorer_nice))  # the job's alerts first (PA_SCORER_NICE)
-    scorer = WindowScorer(settings)
-    print(f"window scorer running: {settings.topic_windows} -> {settings.resolved_serving_url()} -> actor_windows",
-          flush=True)
+    workers = [WindowScorer(settings) for _ in range(1 if args.once else settings.scorer_workers)]
+    print(f"window scorer running ({len(workers)} workers): {settings.topic_windows} -> "
+          f"{settings.resolved_serving_url()} -> actor_windows", flush=True)
     try:
-        run(scorer, args.once)
+        run(workers, args.once)
     finally:
-        scorer.close()
-        write_heartbeat(scorer)
-    log.info("windows: %s", scorer.counts)
+        for worker in workers:
+            worker.close()
+        write_heartbeat(workers)
+    log.info("windows: %s", _summed([w.counts for w in workers]))
     return 0
 
 

@@ -227,6 +227,23 @@ def test_counterparty_rollups_follow_rewritten_and_deleted_windows(cur: Any) -> 
         cur.execute("DELETE FROM actor_windows WHERE actor_id = %s AND window_start = %s", (w.actor_id, w.window_start))
     gone = {(w.actor_id, w.window_start) for w in deleted}
     now = [rewritten.get((w.actor_id, w.window_start), w) for w in windows if (w.actor_id, w.window_start) not in gone]
+    assert_rollups_recount(cur)
+    keys = [HistoryKey(w.actor_id, w.window_start, w.counterparties) for w in rng.sample(now, 50)]
+    for key, row in zip(keys, history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN), strict=True):
+        assert_same(row, reference(now, key, cases.LABEL_DELAY_MIN), key)
+
+
+def assert_rollups_recount(cur: Any) -> None:
+    """counterparty_windows holds exactly the rows of the stored windows' counterparties, and both
+    rollups equal a recount of it."""
+    cur.execute("SELECT count(*) FROM (SELECT DISTINCT p, w.window_start, w.actor_id, w.event_count::float8, "
+                "w.amount_sum, w.fraud_known_at FROM actor_windows w, unnest(w.counterparties) p "
+                "WHERE p IS NOT NULL) want FULL JOIN counterparty_windows c "
+                "ON (c.counterparty, c.window_start, c.actor_id, c.txn_count) = (want.p, want.window_start, "
+                "want.actor_id, want.event_count) AND c.amount_sum IS NOT DISTINCT FROM want.amount_sum "
+                "AND c.fraud_known_at IS NOT DISTINCT FROM want.fraud_known_at "
+                "WHERE c.counterparty IS NULL OR want.p IS NULL")
+    assert cur.fetchone()[0] == 0, "counterparty_windows differs from the windows' counterparties"
     for rollup, bucket in (("counterparty_hours", "hour"), ("counterparty_minutes", "window_start")):
         cur.execute(f"SELECT counterparty, {bucket}, windows, txns, amount FROM {rollup}")
         rolled = {(c, h): (n, t, a) for c, h, n, t, a in cur.fetchall()}
@@ -237,11 +254,55 @@ def test_counterparty_rollups_follow_rewritten_and_deleted_windows(cur: Any) -> 
         assert {k for k, v in rolled.items() if v[0] > 0} == set(recounted), rollup
         for k, (n, t, a) in rolled.items():
             want = recounted.get(k, (0, 0.0, 0.0))
-            assert (n, t) == want[:2] and math.isclose(a, want[2], rel_tol=1e-9, abs_tol=1e-9), \
+            assert (n, t) == want[:2] and math.isclose(a or 0.0, want[2] or 0.0, rel_tol=1e-9, abs_tol=1e-9), \
                 (rollup, k, (n, t, a), want)
-    keys = [HistoryKey(w.actor_id, w.window_start, w.counterparties) for w in rng.sample(now, 50)]
-    for key, row in zip(keys, history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN), strict=True):
-        assert_same(row, reference(now, key, cases.LABEL_DELAY_MIN), key)
+
+
+def test_rollups_follow_batched_statements(cur: Any) -> None:
+    """The scorer's shape of write (migration 015 keeps the rows per statement): many windows per
+    INSERT ... ON CONFLICT, inserts and rewrites mixed in one statement, one counterparty many times
+    in a statement, a rescore that changes nothing history reads, a label arriving (fraud_known_at
+    only), and a multi-row DELETE."""
+    from psycopg2.extras import execute_values
+
+    rng = random.Random(13)
+    upsert = ("INSERT INTO actor_windows (actor_id, domain, window_start, window_end, event_count, amount_sum, "
+              "counterparties, score, score_status) VALUES %s ON CONFLICT (actor_id, window_start) DO UPDATE SET "
+              "event_count = EXCLUDED.event_count, amount_sum = EXCLUDED.amount_sum, "
+              "counterparties = EXCLUDED.counterparties, score = EXCLUDED.score, score_status = EXCLUDED.score_status")
+
+    def batch(windows: Sequence[PastWindow], score: float = 0.5) -> None:
+        execute_values(cur, upsert, [(w.actor_id, "fintech", w.window_start, w.window_start + timedelta(minutes=1),
+                                      int(w.txn_count), w.amount_sum, list(w.counterparties), score, "scored")
+                                     for w in windows], page_size=len(windows))
+
+    windows = random_windows(rng, 400)
+    windows += [PastWindow(f"g{i}", cases.T0 - timedelta(minutes=i % 3), 2.0, None if i % 4 == 0 else 20.0,
+                           ("game-0", "game-0", None) if i % 2 else ("game-0",)) for i in range(60)]  # type: ignore[arg-type]
+    rng.shuffle(windows)
+    for i in range(0, len(windows), 100):
+        batch(windows[i:i + 100])
+    assert_rollups_recount(cur)
+    cur.execute("SELECT windows FROM counterparty_minutes WHERE counterparty = 'game-0' AND window_start = %s",
+                (cases.T0,))
+    assert cur.fetchone()[0] == 20  # twenty windows of one statement summed into one rollup row
+
+    changed = [PastWindow(w.actor_id, w.window_start, w.txn_count + 1, (w.amount_sum or 0) + 1,
+                          tuple(sorted({*w.counterparties[:1], "c7"} - {None})))  # type: ignore[arg-type]
+               for w in rng.sample(windows, 120)]
+    fresh = [PastWindow(f"n{i}", cases.T0 - timedelta(minutes=i), 1.0, 5.0, ("game-0", "c1")) for i in range(30)]
+    batch(changed + fresh)  # rewrites and new windows in one statement
+    assert_rollups_recount(cur)
+    batch(rng.sample(changed, 50), score=0.9)  # rescored: nothing the history reads changes
+    assert_rollups_recount(cur)
+
+    labelled = rng.choice(changed)
+    cur.execute("INSERT INTO ground_truth (instance_id, run_id, pattern, domain, actor_id, transaction_ids, "
+                "first_event_time, last_event_time) VALUES ('gt-batch', 't', 'p', 'fintech', %s, '[]', %s, %s)",
+                (labelled.actor_id, labelled.window_start, labelled.window_start + timedelta(seconds=30)))
+    assert stale_labels(cur) == 0
+    cur.execute("DELETE FROM actor_windows WHERE actor_id LIKE 'g%%' OR actor_id LIKE 'n1%%'")
+    assert_rollups_recount(cur)
 
 
 def test_truncated_labels_and_windows_leave_nothing_behind(cur: Any) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -343,3 +344,39 @@ def test_the_scorers_database_backend_can_be_niced(topic: Settings) -> None:
             assert backend_nice(cur.fetchone()[0]) == 0
     finally:
         other.close()
+
+
+def test_workers_share_the_partitions_and_store_every_window_once(topic: Settings) -> None:
+    """PA_SCORER_WORKERS loops in one consumer group: each takes a partition of the topic, and the
+    heartbeat adds up both."""
+    from confluent_kafka import Producer
+
+    actors = new_actors(40)
+    producer = Producer({"bootstrap.servers": topic.kafka_bootstrap, "acks": "all"})
+    for actor in actors:  # keyed by actor, as the job writes them: both partitions get windows
+        producer.produce(topic.topic_windows, key=actor.encode(), value=json.dumps(record(actor)).encode())
+    assert producer.flush(30) == 0
+    workers = [window_scorer.WindowScorer(topic) for _ in range(2)]
+
+    def stop_when_stored() -> None:
+        deadline = time.monotonic() + 60
+        while len(rows(topic, actors)) < len(actors) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        for worker in workers:
+            worker.stop_requested = True
+
+    watcher = threading.Thread(target=stop_when_stored)
+    watcher.start()
+    try:
+        window_scorer.run(workers, once=False)
+    finally:
+        watcher.join()
+        for worker in workers:
+            worker.close()
+    stored = rows(topic, actors)
+    assert sorted(a for a, _ in stored) == sorted(actors)
+    assert all(row[1] == "scored" for row in stored.values())
+    assert all(worker.counts["scored"] > 0 for worker in workers), [w.counts for w in workers]
+    window_scorer.write_heartbeat(workers)
+    beat = json.loads(window_scorer.heartbeat_file(topic).read_text())
+    assert beat["workers"] == 2 and beat["scored"] == sum(w.counts["scored"] for w in workers) == 40
