@@ -119,9 +119,12 @@ class StackSampler:
     marked_at: float = field(default_factory=time.monotonic)
     machine_at_mark: tuple[float, float] = (0.0, 0.0)
     lock: threading.Lock = field(default_factory=threading.Lock)  # the sampling thread and the phase's
+    heartbeat: Path | None = None  # the window scorer's: its lag is sampled with the rest
+    lags: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, windows not yet read)
 
     def mark(self) -> None:
         with self.lock:
+            self.lags = []
             self.machine_at_mark = machine_cpu_s()
             self.cpu_at_mark = {pid: thread_profile.process_cpu_s(pid) for pid in stack_processes(self.job_pid)}
             self.cpu_last = {}
@@ -137,6 +140,36 @@ class StackSampler:
             for k, v in memory.items():
                 self.peak[k] = max(self.peak.get(k, 0.0), v)
             self.peak_total = max(self.peak_total, sum(memory.values()))
+            lag = self._scorer_lag()
+            if lag is not None:
+                self.lags.append((time.monotonic(), lag))
+
+    def _scorer_lag(self) -> int | None:
+        try:
+            return json.loads(self.heartbeat.read_text()).get("lag") if self.heartbeat else None
+        except (OSError, ValueError):
+            return None
+
+    def scorer_bursts(self, idle_below: int = 500) -> dict[str, Any]:
+        """The scorer's lag over the phase as bursts: windows close together at each minute
+        boundary, so the lag jumps and the scorer works it down. Each burst: when it began (seconds
+        after mark()), its peak, and how long until the lag was back under ``idle_below`` (None:
+        still draining when the phase ended). The scorer keeps up while every burst drains before
+        the next one begins."""
+        with self.lock:
+            samples = list(self.lags)
+        bursts: list[dict[str, Any]] = []
+        for at, lag in samples:
+            t = round(at - self.marked_at, 1)
+            current = bursts[-1] if bursts and bursts[-1]["drained_after_s"] is None else None
+            if current is not None:
+                current["peak"] = max(current["peak"], lag)
+                if lag < idle_below:
+                    current["drained_after_s"] = round(t - current["began_s"], 1)
+            elif lag >= idle_below:
+                bursts.append({"began_s": t, "peak": lag, "drained_after_s": None})
+        return {"bursts": bursts, "max": max((lag for _, lag in samples), default=None),
+                "last": samples[-1][1] if samples else None, "samples": len(samples)}
 
     def sample_until_stopped(self, every_s: float = 2.0) -> None:
         while not self.stop.wait(every_s):
@@ -287,6 +320,7 @@ def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, p
             "event_to_emitted": latency(settings, start, end, until="emitted_at"),
             "window_to_suspicious_activity_alert": latency(settings, start, end, model_made=True),
             "window_to_score": window_scoring(settings, start, end),
+            "scorer_lag": sampler.scorer_bursts(),
             "window_scorer_since_start": scorer_heartbeat(settings)}
 
 
@@ -338,6 +372,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parser.parse_args()
 
+    from streaming.window_scorer import heartbeat_file
     from tests.streaming.job_process import DetectionJob
 
     report: dict[str, Any] = {"machine": machine(), "phases": []}
@@ -347,7 +382,8 @@ def main() -> None:
         try:
             modes = args.modes.split(",")
             for i, mode in enumerate(modes):
-                sampler = StackSampler(job.proc.pid)
+                beat = None if args.without_scorer else heartbeat_file(settings)
+                sampler = StackSampler(job.proc.pid, heartbeat=beat)
                 sampling = threading.Thread(target=sampler.sample_until_stopped, daemon=True)
                 sampling.start()
                 phase = run_phase(settings, mode, args.seconds, args.seed + i, args.pace, args.drain_s,

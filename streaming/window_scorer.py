@@ -10,8 +10,15 @@ alerts (sql/migrations/004_window_scoring.sql). It is the only writer of actor_w
 Why a separate process and not an operator of the job: windows close together at each minute
 boundary (one per active actor: ~48,000 at once at CRISIS), and scoring them synchronously inside the
 job backpressured its shared source, so alerts waited behind scoring (docs/performance.md). Here the
-job's alerts never wait for the scoring service, and several scorers can share the topic's
-partitions (one consumer group) when one is not enough.
+job's alerts never wait for the scoring service.
+
+Workers: PA_SCORER_WORKERS loops run side by side in this process (threads in one consumer group,
+each with its own consumer, PostgreSQL connection and scoring client), because one loop spends most
+of its time waiting (for the history query, the service, the upsert and its triggers) and a minute's
+windows arrive together: with two, one works while the other waits, and their database backends
+use both cores (docs/performance.md, "2026-12-06"). Each worker owns its partitions, hence its
+actors; the counterparty rollups both write are locked in key order per statement (migration 015),
+so they do not deadlock. Only the first worker rescores.
 
 Delivery: Kafka offsets are committed only after the batch's database transaction commits, so a
 crash re-reads at most the uncommitted batches, and the upsert makes a re-read (or the job's

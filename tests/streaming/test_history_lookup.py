@@ -272,13 +272,14 @@ def test_rollups_follow_batched_statements(cur: Any) -> None:
               "counterparties = EXCLUDED.counterparties, score = EXCLUDED.score, score_status = EXCLUDED.score_status")
 
     def batch(windows: Sequence[PastWindow], score: float = 0.5) -> None:
-        execute_values(cur, upsert, [(w.actor_id, "fintech", w.window_start, w.window_start + timedelta(minutes=1),
-                                      int(w.txn_count), w.amount_sum, list(w.counterparties), score, "scored")
-                                     for w in windows], page_size=len(windows))
+        values = [(w.actor_id, "fintech", w.window_start, w.window_start + timedelta(minutes=1), int(w.txn_count),
+                   w.amount_sum, list(w.counterparties), score, "scored") for w in windows]
+        execute_values(cur, upsert, values, page_size=len(values))
 
     windows = random_windows(rng, 400)
+    games = [("game-0", "game-0", None) if i % 2 else ("game-0",) for i in range(60)]  # repeated, and a NULL
     windows += [PastWindow(f"g{i}", cases.T0 - timedelta(minutes=i % 3), 2.0, None if i % 4 == 0 else 20.0,
-                           ("game-0", "game-0", None) if i % 2 else ("game-0",)) for i in range(60)]  # type: ignore[arg-type]
+                           parties) for i, parties in enumerate(games)]  # type: ignore[arg-type]
     rng.shuffle(windows)
     for i in range(0, len(windows), 100):
         batch(windows[i:i + 100])

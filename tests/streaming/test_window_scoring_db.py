@@ -197,3 +197,40 @@ def test_a_pending_alert_whose_window_comes_in_time_is_scored(cur: Any) -> None:
     assert alert_row(cur, "ct")["score_status"] == "scored"
     window(cur, "user-9", 20, 0.2)  # settling later leaves scored alerts alone
     assert alert_row(cur, "ct")["score_status"] == "scored"
+
+
+def test_windows_stored_in_one_statement_follow_the_same_rules(cur: Any) -> None:
+    """The window scorer's write (migration 016 attaches per statement): many windows in one
+    INSERT ... ON CONFLICT, several covering one alert, an unscored and a scored one covering another,
+    high scores with and without a rule alert, and a rewrite in the same statement."""
+    from psycopg2.extras import execute_values
+
+    alert(cur, "a-1", "u-1", 2.5, span_s=150)  # windows 0, 1, 2 of u-1
+    alert(cur, "a-2", "u-2", 1.5, span_s=80)  # windows 0, 1 of u-2
+    alert(cur, "a-3", "u-3", 0.8)
+    alert(cur, "a-5", "u-5", 0.5)
+    window(cur, "u-6", 0, 0.2)  # stored before: rewritten by the batch
+
+    def row(actor: str, minute: int, score: float | None, status: str = "scored",
+            suspicious: bool = False) -> tuple[Any, ...]:
+        start = T0 + timedelta(minutes=minute)
+        return (actor, "ecommerce", start, start + timedelta(minutes=1), 5, 10.0, json.dumps({"txn_count": 5.0}),
+                score, status, "3" if status == "scored" else None, suspicious, start + timedelta(minutes=1, seconds=9))
+
+    execute_values(cur, f"INSERT INTO actor_windows ({', '.join(WINDOW_SINK_COLUMNS)}) VALUES %s "
+                        "ON CONFLICT (actor_id, window_start) DO UPDATE SET "
+                        + ", ".join(f"{c} = EXCLUDED.{c}" for c in WINDOW_SINK_COLUMNS[2:]),
+                   [row("u-1", 0, 0.3), row("u-1", 1, 0.92), row("u-1", 2, 0.4), row("u-1", 3, 0.99),
+                    row("u-2", 0, None, "unscored"), row("u-2", 1, 0.5),
+                    row("u-3", 0, None, "unscored"),
+                    row("u-4", 0, 0.97, suspicious=True), row("u-5", 0, 0.96, suspicious=True),
+                    row("u-6", 0, 0.95, suspicious=True)])
+    assert (alert_row(cur, "a-1")["score"], alert_row(cur, "a-1")["severity"]) == (0.92, "CRITICAL")
+    assert (alert_row(cur, "a-2")["score"], alert_row(cur, "a-2")["score_status"]) == (0.5, "scored")
+    assert (alert_row(cur, "a-3")["score"], alert_row(cur, "a-3")["score_status"]) == (None, "unscored")
+    assert alert_row(cur, "a-5")["score"] == 0.96  # a rule alert explains u-5's high score
+    assert suspicious_alerts(cur, "u-5") == []
+    assert suspicious_alerts(cur, "u-4") == [(f"suspicious_activity-u-4-{T0:%Y%m%dT%H%M%S}", "HIGH", 0.97)]
+    assert suspicious_alerts(cur, "u-6") == [(f"suspicious_activity-u-6-{T0:%Y%m%dT%H%M%S}", "HIGH", 0.95)]  # MEDIUM raised
+    cur.execute("UPDATE actor_windows SET fraud_known_at = window_end WHERE actor_id = 'u-1'")  # a label
+    assert alert_row(cur, "a-1")["score"] == 0.92  # an update that leaves the scores alone changes nothing
