@@ -16,7 +16,7 @@ Workers: PA_SCORER_WORKERS loops run side by side in this process (threads in on
 each with its own consumer, PostgreSQL connection and scoring client), because one loop spends most
 of its time waiting (for the history query, the service, the upsert and its triggers) and a minute's
 windows arrive together: with two, one works while the other waits, and their database backends
-use both cores (docs/performance.md, "2026-12-06"). Each worker owns its partitions, hence its
+use both cores (docs/status.md, "2026-12-06"). Each worker owns its partitions, hence its
 actors; the counterparty rollups both write are locked in key order per statement (migration 015),
 so they do not deadlock. Only the first worker rescores.
 
