@@ -115,6 +115,11 @@ class Settings:
                                    "group, each with its own consumer and PostgreSQL connection; at most "
                                    "PA_TOPIC_PARTITIONS): while one waits for PostgreSQL or the scoring service "
                                    "the other works, so a minute's burst of windows is scored sooner")
+    scorer_lookup_batches: int = _setting("PA_SCORER_LOOKUP_BATCHES", 3,
+                                          "Micro-batches a scorer worker reads together for one history query "
+                                          "(its cost per window falls with its size); each is still its own "
+                                          "POST /predict/batch and its own transaction of at most "
+                                          "PA_SCORING_BATCH_SIZE windows")
     scorer_db_nice: int = _setting("PA_SCORER_DB_NICE", 0,
                                    "Niceness for the scorer's PostgreSQL backend (0-19, a database on this host "
                                    "only). Off by default: at a live 1 M events/min 10 kept rule alerts at p50 "
@@ -242,6 +247,9 @@ def load() -> Settings:
     if not 1 <= settings.scorer_workers <= settings.topic_partitions:
         raise ValueError(f"PA_SCORER_WORKERS={settings.scorer_workers}: use 1 to PA_TOPIC_PARTITIONS "
                          f"({settings.topic_partitions}); a worker beyond the partitions would get none")
+    if settings.scorer_lookup_batches < 1:
+        raise ValueError(f"PA_SCORER_LOOKUP_BATCHES={settings.scorer_lookup_batches}: use 1 or more "
+                         "(1: a history query per micro-batch)")
     return settings
 
 

@@ -7,7 +7,9 @@ Seeds a scratch database (dropped afterwards) with ``rows`` minute windows over 
 have no counterparty), each active in a random ~1/16 of the minutes, 2% of windows with ground
 truth; then times batches of 100 windows of the last minute (the scorer's batch) and prints the
 per-batch time, then the window scorer's upsert of 100 windows (new, then the same again: what
-the label triggers of migration 010 add to a write). Prints numbers, asserts nothing.
+the label triggers of migration 010 add to a write). Each batch size is timed alternately with the
+server's JIT settings and as the scorer's session runs it (JIT off, window_scorer.SESSION_OPTIONS).
+Prints numbers, asserts nothing.
 """
 
 from __future__ import annotations
@@ -115,6 +117,24 @@ def time_lookup(cur: object, rng: random.Random, size: int, delay: int) -> float
     return (time.perf_counter() - t0) * 1000
 
 
+SCORER_SESSION = "SET jit = off"  # what window_scorer.SESSION_OPTIONS sets for the scorer's connection
+
+
+def compare_jit(cur: Any, rng: random.Random, size: int, batches: int, delay: int) -> dict[str, list[float]]:
+    """Lookups alternately with the server's JIT settings (on above jit_above_cost) and as the
+    scorer's session runs them (JIT off), in the same process and on the same data: the history
+    query's estimated cost grows faster than its batch, and past jit_above_cost compiling it costs
+    more than running it."""
+    sessions = {"server default (JIT above jit_above_cost)": "RESET jit", "scorer session (JIT off)": SCORER_SESSION}
+    timings: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(batches):
+        for name, statement in sessions.items():
+            cur.execute(statement)
+            timings[name].append(time_lookup(cur, rng, size, delay))
+    cur.execute("RESET jit")
+    return timings
+
+
 def planning_ms(cur: Any, rng: random.Random, size: int, delay: int) -> float:
     """Planning time of one batch's query (EXPLAIN (SUMMARY) plans it without running it): the part
     of a lookup that does not grow with the batch."""
@@ -177,9 +197,11 @@ def main() -> int:
             print(f"seeded {busy:,} gaming windows of the last 2 hours ({args.busy_games_per_min} a minute, "
                   f"{args.busy_games_per_min / 40:.0f} per game) in {time.monotonic() - started:.1f} s")
         for size in (int(s) for s in args.batch_sizes.split(",")):
-            timings = [time_lookup(cur, rng, size, args.delay) for _ in range(args.batches)]
-            report(f"history lookup, batches of {size} windows", timings, size)
+            timings = compare_jit(cur, rng, size, args.batches, args.delay)
+            for session, values in timings.items():
+                report(f"history lookup, batches of {size} windows, {session}", values, size)
             print(f"  of which planning: {planning_ms(cur, rng, size, args.delay):.1f} ms per batch")
+        cur.execute(SCORER_SESSION)  # the upserts as the scorer runs them
         size = int(args.batch_sizes.split(",")[0])
         report(f"scorer upsert of {size} new windows", time_upserts(cur, rng, args.batches, size), size)
         report(f"scorer upsert of {size} stored windows", time_upserts(cur, rng, args.batches, size), size)

@@ -5,7 +5,10 @@ process consumes them in micro-batches (at most PA_SCORING_BATCH_SIZE windows, w
 PA_SCORING_MAX_WAIT_MS for a batch to fill), scores each batch with one request through
 streaming/scoring_client.py (retries, backoff, circuit breaker) and upserts the windows with their
 scores into actor_windows, whose triggers attach scores to alerts and raise suspicious_activity
-alerts (sql/migrations/004_window_scoring.sql). It is the only writer of actor_windows.
+alerts (sql/migrations/004_window_scoring.sql). It is the only writer of actor_windows. When
+windows queue up (a minute's burst), a worker reads up to PA_SCORER_LOOKUP_BATCHES micro-batches at
+once and gives them one history query, whose cost per window falls with its size; each micro-batch
+is still its own request and its own transaction (docs/performance.md "2026-12-06, night").
 
 Why a separate process and not an operator of the job: windows close together at each minute
 boundary (one per active actor: ~48,000 at once at CRISIS), and scoring them synchronously inside the
@@ -58,7 +61,7 @@ from patternalarm.config import Settings
 from patternalarm.features import FEATURE_NAMES
 from patternalarm.history_features import HISTORY_FEATURE_NAMES
 from streaming.history_lookup import HistoryKey, history_features
-from streaming.scoring_client import BatchResult, RetryPolicy, ScoringClient, WindowFeatures
+from streaming.scoring_client import RetryPolicy, ScoringClient, WindowFeatures
 
 log = logging.getLogger("patternalarm.window_scorer")
 
@@ -71,6 +74,12 @@ DB_RETRY_MAX_S = 5.0
 # and Kafka's offset commit.
 STAGES = ("consume", "parse", "history", "score", "store", "commit")
 SCHEDSTAT = Path("/proc/thread-self/schedstat")
+# JIT off for the scorer's session: the history query's estimated cost grows faster than its batch
+# (a nested-loop estimate), and past jit_above_cost PostgreSQL spends ~200 ms compiling it, where it
+# runs in ~20 ms per 100 windows without (measured on a 1 M events/min run's tables: at 300 windows
+# 310 ms with JIT, ~65 ms without; docs/performance.md "2026-12-06, night"). Its statements are
+# many and short, which JIT never pays off for.
+SESSION_OPTIONS = "-c jit=off"
 
 
 def thread_clock() -> tuple[float, float]:
@@ -183,20 +192,24 @@ def _finite(values: Sequence[float | None]) -> bool:
     return all(v is not None and math.isfinite(v) for v in values)
 
 
-def score_windows(client: ScoringClient, windows: Sequence[Window],
-                  features: Sequence[dict[str, float | None]], threshold: float) -> list[Score]:
-    """One request for the windows the model applies to; a Score for every window, in order."""
+def score_windows(client: ScoringClient, windows: Sequence[Window], features: Sequence[dict[str, float | None]],
+                  threshold: float, request_size: int | None = None) -> list[Score]:
+    """A Score for every window, in order: the windows the model applies to are sent in requests of
+    at most ``request_size`` (PA_SCORING_BATCH_SIZE; None: one request). A request that fails
+    leaves its windows unscored and the others are still tried (the breaker decides whether they
+    cost a request)."""
     sendable = [i for i, w in enumerate(windows)
                 if w.domain not in UNSCORED_DOMAINS and _finite(list(features[i].values()))]
-    request = [WindowFeatures(windows[i].actor_id, windows[i].domain, features[i]) for i in sendable]
-    result = client.score(request) if request else BatchResult([], None, 0)
     out = [Score(None, NOT_APPLICABLE if w.domain in UNSCORED_DOMAINS else UNSCORED, None, False)
            for w in windows]
-    if result.scores is not None:
-        for i, score in zip(sendable, result.scores):
+    size = max(1, request_size or len(sendable) or 1)
+    for part in (sendable[at:at + size] for at in range(0, len(sendable), size)):
+        result = client.score([WindowFeatures(windows[i].actor_id, windows[i].domain, features[i]) for i in part])
+        if result.scores is None:
+            log.warning("%d windows stored unscored: %s", len(part), result.error)
+            continue
+        for i, score in zip(part, result.scores):
             out[i] = Score(score, SCORED, result.model_version, score >= threshold)
-    elif request:
-        log.warning("%d windows stored unscored: %s", len(request), result.error)
     return out
 
 
@@ -221,6 +234,26 @@ def _row(window: Window, features: dict[str, float | None], score: Score, scored
     return (window.actor_id, window.domain, window.window_start, window.window_end, window.event_count,
             window.features.get("amount_sum"), json.dumps(features), list(window.counterparties),
             score.score, score.status, score.model_version, score.suspicious, scored_at)
+
+
+def upsert(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+    """One INSERT ... ON CONFLICT statement for the rows (_row): the per-statement triggers of
+    migrations 015 and 016 then run once for all of them."""
+    from psycopg2.extras import execute_values
+
+    if rows:
+        execute_values(cur, UPSERT, rows, page_size=len(rows))
+
+
+def by_window_start(windows: Sequence[Window]) -> list[list[Window]]:
+    """The windows grouped by start, earliest first. A batch read while the scorer is behind can
+    hold two minutes of windows; stored group by group, a later minute's history query sees the
+    earlier minute's windows, as training's history does, instead of missing them because they were
+    read together."""
+    groups: dict[datetime, list[Window]] = {}
+    for window in windows:
+        groups.setdefault(window.window_start, []).append(window)
+    return [groups[start] for start in sorted(groups)]
 
 
 def latest_per_key(windows: Sequence[Window]) -> list[Window]:
@@ -269,7 +302,7 @@ class WindowStore:
         import psycopg2
 
         if self.conn is None or self.conn.closed:
-            self.conn = psycopg2.connect(self.settings.db_url())
+            self.conn = psycopg2.connect(self.settings.db_url(), options=SESSION_OPTIONS)
             lower_backend_priority(self.conn, self.settings)
         return self.conn
 
@@ -374,13 +407,16 @@ class WindowScorer:
     # --- live windows --------------------------------------------------------------------------
 
     def poll_batch(self) -> int:
-        """Read up to one micro-batch, score it, store it, commit its offsets; windows read."""
+        """Read up to PA_SCORER_LOOKUP_BATCHES micro-batches, look up their history together, score
+        and store each (one request, one transaction), commit their offsets; windows read. A window
+        still waits at most PA_SCORING_MAX_WAIT_MS to be read: a bigger read only takes more of what
+        is already there."""
         with self.timed("consume"):
-            messages = self.consumer.consume(num_messages=max(1, self.settings.scoring_batch_size),
+            messages = self.consumer.consume(num_messages=read_size(self.settings),
                                              timeout=max(0.001, self.settings.scoring_max_wait_ms / 1000.0))
         self.consumption["calls"] += 1
         self.consumption["records"] += len(messages)
-        self.consumption["short_calls"] += len(messages) < max(1, self.settings.scoring_batch_size)
+        self.consumption["short_calls"] += len(messages) < read_size(self.settings)
         windows: list[Window] = []
         sources: dict[tuple[str, datetime], Any] = {}  # window -> its message, for a dead letter
         with self.timed("parse"):
@@ -421,27 +457,31 @@ class WindowScorer:
                 self._dead_letter(sources[windows[0].key], f"database refused it: {str(exc).strip()[:300]}")
 
     def _score_and_store(self, windows: Sequence[Window]) -> None:
-        def work(cur: Any) -> None:
-            from psycopg2.extras import execute_values
-
+        """Per minute of windows (by_window_start): one history query for all of them, then per
+        micro-batch of at most PA_SCORING_BATCH_SIZE one request and one transaction storing it.
+        The shared query is where size pays (its cost per window falls with the batch); the writes
+        stay small because their transaction holds the alerts and incidents its triggers touch
+        until it commits, and the job writes those too: a version storing 300 windows per
+        transaction had a worse CRISIS rule-alert p99 (docs/performance.md "2026-12-06, night")."""
+        size = max(1, self.settings.scoring_batch_size)
+        for group in by_window_start(windows):
             with self.timed("history"):
-                features = model_features(cur, windows, self._history_wanted())
-            with self.timed("score"):
-                scores = score_windows(self.client, windows, features, self.settings.suspicious_threshold)
-            now = datetime.now(timezone.utc)
-            execute_values(cur, UPSERT, [_row(w, f, s, now) for w, f, s in zip(windows, features, scores)],
-                           page_size=len(windows))
-            for s in scores:
-                self.counts[s.status] += 1
-        # "store" is the transaction less its history and score stages: the upsert, its triggers
-        # and the commit (retries of a database outage included)
-        inner_before = self.stage_seconds["history"] + self.stage_seconds["score"]
-        began = time.perf_counter()
-        try:
-            self.store.transact(work)
-        finally:
-            inner = self.stage_seconds["history"] + self.stage_seconds["score"] - inner_before
-            self.stage_seconds["store"] += time.perf_counter() - began - inner
+                features = self.store.transact(lambda cur, g=group: model_features(cur, g, self._history_wanted()))
+            for at in range(0, len(group), size):
+                part, part_features = group[at:at + size], features[at:at + size]
+                with self.timed("score"):
+                    scores = score_windows(self.client, part, part_features, self.settings.suspicious_threshold,
+                                           size)
+                with self.timed("store"):  # the upsert, its triggers and the commit
+                    self.store.transact(lambda cur, rows=self._rows(part, part_features, scores): upsert(cur, rows))
+                for score in scores:
+                    self.counts[score.status] += 1
+
+    @staticmethod
+    def _rows(windows: Sequence[Window], features: Sequence[dict[str, float | None]],
+              scores: Sequence[Score]) -> list[tuple[Any, ...]]:
+        now = datetime.now(timezone.utc)
+        return [_row(w, f, s, now) for w, f, s in zip(windows, features, scores)]
 
     def _history_wanted(self) -> bool:
         """History is looked up only for windows about to be sent: not while the breaker is open
@@ -484,19 +524,16 @@ class WindowScorer:
         return rescored
 
     def _rescore_batch(self, cur: Any) -> int:
-        from psycopg2.extras import execute_values
-
         cur.execute(UNSCORED_BATCH, (self.settings.rescore_max_age_h * 3600.0,
                                      max(1, self.settings.scoring_batch_size)))
         windows = [_window_from_row(r) for r in cur.fetchall()]
         if not windows:
             return 0
         features = model_features(cur, windows, self._history_wanted())
-        scores = score_windows(self.client, windows, features, self.settings.suspicious_threshold)
+        scores = score_windows(self.client, windows, features, self.settings.suspicious_threshold,
+                               self.settings.scoring_batch_size)
         scored = [(w, f, s) for w, f, s in zip(windows, features, scores) if s.status == SCORED]
-        if scored:
-            now = datetime.now(timezone.utc)
-            execute_values(cur, UPSERT, [_row(w, f, s, now) for w, f, s in scored], page_size=len(scored))
+        upsert(cur, self._rows(*zip(*scored)) if scored else [])
         return len(scored)
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -509,6 +546,12 @@ class WindowScorer:
             self.dead_letters.flush(10)
             self.client.close()
             self.store.close()
+
+
+def read_size(settings: Settings) -> int:
+    """Windows one worker reads and looks up together: PA_SCORER_LOOKUP_BATCHES micro-batches of
+    PA_SCORING_BATCH_SIZE."""
+    return max(1, settings.scoring_batch_size) * max(1, settings.scorer_lookup_batches)
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:

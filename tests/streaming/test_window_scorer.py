@@ -380,3 +380,76 @@ def test_workers_share_the_partitions_and_store_every_window_once(topic: Setting
     window_scorer.write_heartbeat(workers)
     beat = json.loads(window_scorer.heartbeat_file(topic).read_text())
     assert beat["workers"] == 2 and beat["scored"] == sum(w.counts["scored"] for w in workers) == 40
+
+
+def scored_at_groups(settings: Settings, actors: list[str]) -> list[int]:
+    """Windows per stored transaction (every window of one carries its scored_at), largest first."""
+    with psycopg2.connect(settings.db_url()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM actor_windows WHERE actor_id = ANY(%s) GROUP BY scored_at "
+                    "ORDER BY 1 DESC", (actors,))
+        return [n for (n,) in cur.fetchall()]
+
+
+def spy_on_lookups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of windows each history query was asked for (the real query still runs)."""
+    sizes: list[int] = []
+    real = window_scorer.model_features
+
+    def counted(cur: Any, windows: Any, with_history: bool) -> Any:
+        sizes.append(len(windows))
+        return real(cur, windows, with_history)
+
+    monkeypatch.setattr(window_scorer, "model_features", counted)
+    return sizes
+
+
+def test_micro_batches_read_together_share_one_history_query(topic: Settings,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """PA_SCORER_LOOKUP_BATCHES micro-batches read together get one history query, but each is its
+    own request and its own transaction of at most PA_SCORING_BATCH_SIZE windows (the iot one is
+    looked up as a window of the batch and never sent)."""
+    settings = dataclasses.replace(topic, scoring_batch_size=2, scorer_lookup_batches=3)
+    actors = new_actors(6)
+    produce(settings, [record(a, "iot" if i == 0 else "fintech", parties=["acct-y"]) for i, a in enumerate(actors)])
+    lookups = spy_on_lookups(monkeypatch)
+    scorer = window_scorer.WindowScorer(settings)
+    requests: list[int] = []
+    real_score = scorer.client.score
+
+    def counted_score(batch: Any) -> Any:  # the real service still answers
+        requests.append(len(batch))
+        return real_score(batch)
+
+    scorer.client.score = counted_score  # type: ignore[method-assign]
+    try:
+        assert drain(scorer, 6) == 6
+        session_jit = scorer.store.transact(lambda cur: (cur.execute("SHOW jit"), cur.fetchone()[0])[1])
+    finally:
+        scorer.close()
+    stored = rows(settings, actors)
+    assert [stored[(a, 0)][1] for a in actors] == ["not_applicable"] + ["scored"] * 5
+    assert lookups == [6]  # one read of 6 (the consumer returns what the broker holds, up to 3 x 2)
+    assert requests == [1, 2, 2]  # micro-batches [iot, a1], [a2, a3], [a4, a5]: the iot window is not sent
+    assert sorted(scored_at_groups(settings, actors)) == [2, 2, 2]  # one transaction each
+    assert session_jit == "off"  # window_scorer.SESSION_OPTIONS: no JIT compile of the history query
+
+
+def test_a_batch_of_two_minutes_gives_the_later_windows_the_earlier_ones_as_history(
+        topic: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read together (a scorer behind by a minute), an actor's windows of minutes 0 and 1 and another
+    actor's at the same counterparty: minute 0 is looked up and stored first, so minute 1's history
+    holds its windows, as if they had been read separately."""
+    actor, other = new_actors(2)
+    produce(topic, [record(actor, minute=1, parties=["m-7"]), record(actor, minute=0, parties=["m-7"]),
+                    record(other, minute=0, parties=["m-7"])])
+    lookups = spy_on_lookups(monkeypatch)
+    scorer = window_scorer.WindowScorer(topic)
+    try:
+        assert drain(scorer, 3) == 3
+    finally:
+        scorer.close()
+    stored = rows(topic, [actor, other])
+    later = stored[(actor, 1)][6]
+    assert lookups == [2, 1]  # minute 0's two windows, then minute 1's
+    assert (stored[(actor, 0)][6]["actor_txn_count_1h"], later["actor_txn_count_1h"]) == (0.0, 2.0)
+    assert later["cp_window_count_1h"] == 1.0  # the other actor's minute-0 window at m-7
