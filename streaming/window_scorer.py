@@ -532,9 +532,10 @@ class WindowScorer:
         features = model_features(cur, windows, self._history_wanted())
         scores = score_windows(self.client, windows, features, self.settings.suspicious_threshold,
                                self.settings.scoring_batch_size)
-        scored = [(w, f, s) for w, f, s in zip(windows, features, scores) if s.status == SCORED]
-        upsert(cur, self._rows(*zip(*scored)) if scored else [])
-        return len(scored)
+        now = datetime.now(timezone.utc)
+        rows = [_row(w, f, s, now) for w, f, s in zip(windows, features, scores) if s.status == SCORED]
+        upsert(cur, rows)
+        return len(rows)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
