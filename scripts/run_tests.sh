@@ -11,8 +11,12 @@ py() { python3 scripts/envs.py python "$1"; }
 # Services the suites need. Whatever was already running is left running afterwards.
 needed=(postgres kafka mlflow)
 started=()
+# One status, read as text: `status` exits non-zero while any service is down, and under pipefail
+# `status | grep -q` then failed even for a service that was up, so the suites stopped services
+# they had not started.
+running=$($STACK status 2>/dev/null || true)
 for svc in "${needed[@]}"; do
-  if ! $STACK status 2>/dev/null | grep -qE "^  $svc +UP"; then started+=("$svc"); fi
+  if ! grep -qE "^  $svc +UP" <<<"$running"; then started+=("$svc"); fi
 done
 cleanup() { ((${#started[@]})) && $STACK down "${started[@]}" >/dev/null 2>&1; }
 trap cleanup EXIT
