@@ -352,20 +352,25 @@ def test_workers_share_the_partitions_and_store_every_window_once(topic: Setting
     from confluent_kafka import Producer
 
     actors = new_actors(40)
-    producer = Producer({"bootstrap.servers": topic.kafka_bootstrap, "acks": "all"})
-    for actor in actors:  # keyed by actor, as the job writes them: both partitions get windows
-        producer.produce(topic.topic_windows, key=actor.encode(), value=json.dumps(record(actor)).encode())
-    assert producer.flush(30) == 0
     workers = [window_scorer.WindowScorer(topic) for _ in range(2)]
+    unsent: list[int] = []
 
-    def stop_when_stored() -> None:
+    def feed_then_stop_when_stored() -> None:
+        """Windows only once both workers own a partition: produced before, the first worker to
+        join could read them all before the group rebalanced."""
         deadline = time.monotonic() + 60
+        while not all(w.consumer.assignment() for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        producer = Producer({"bootstrap.servers": topic.kafka_bootstrap, "acks": "all"})
+        for actor in actors:  # keyed by actor, as the job writes them: both partitions get windows
+            producer.produce(topic.topic_windows, key=actor.encode(), value=json.dumps(record(actor)).encode())
+        unsent.append(producer.flush(30))
         while len(rows(topic, actors)) < len(actors) and time.monotonic() < deadline:
             time.sleep(0.3)
         for worker in workers:
             worker.stop_requested = True
 
-    watcher = threading.Thread(target=stop_when_stored)
+    watcher = threading.Thread(target=feed_then_stop_when_stored)
     watcher.start()
     try:
         window_scorer.run(workers, once=False)
@@ -374,6 +379,7 @@ def test_workers_share_the_partitions_and_store_every_window_once(topic: Setting
         for worker in workers:
             worker.close()
     stored = rows(topic, actors)
+    assert unsent == [0]
     assert sorted(a for a, _ in stored) == sorted(actors)
     assert all(row[1] == "scored" for row in stored.values())
     assert all(worker.counts["scored"] > 0 for worker in workers), [w.counts for w in workers]
