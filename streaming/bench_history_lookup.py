@@ -8,7 +8,7 @@ have no counterparty), each active in a random ~1/16 of the minutes, 2% of windo
 truth; then times batches of 100 windows of the last minute (the scorer's batch) and prints the
 per-batch time, then the window scorer's upsert of 100 windows (new, then the same again: what
 the label triggers of migration 010 add to a write). Each batch size is timed alternately with the
-server's JIT settings and as the scorer's session runs it (JIT off, window_scorer.SESSION_OPTIONS).
+server's JIT settings and as the scorer's session runs it (JIT off, window_scorer.SESSION_SETTINGS).
 Prints numbers, asserts nothing.
 """
 
@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from patternalarm.history_features import HistoryKey  # noqa: E402
 from streaming.history_lookup import LOOKUP_SQL, history_features, lookup_parameters  # noqa: E402
+from streaming.window_scorer import SESSION_SETTINGS  # noqa: E402
 from tests.support.databases import scratch_database  # noqa: E402
 
 END = datetime(2026, 6, 8, tzinfo=timezone.utc)
@@ -117,7 +118,9 @@ def time_lookup(cur: object, rng: random.Random, size: int, delay: int) -> float
     return (time.perf_counter() - t0) * 1000
 
 
-SCORER_SESSION = "SET jit = off"  # what window_scorer.SESSION_OPTIONS sets for the scorer's connection
+# the scorer's session settings (window_scorer.SESSION_SETTINGS), and the server's defaults for them
+SCORER_SESSION = "; ".join(f"SET {name} = {value}" for name, value in SESSION_SETTINGS.items())
+SERVER_DEFAULTS = "; ".join(f"RESET {name}" for name in SESSION_SETTINGS)
 
 
 def compare_jit(cur: Any, rng: random.Random, size: int, batches: int, delay: int) -> dict[str, list[float]]:
@@ -125,13 +128,13 @@ def compare_jit(cur: Any, rng: random.Random, size: int, batches: int, delay: in
     scorer's session runs them (JIT off), in the same process and on the same data: the history
     query's estimated cost grows faster than its batch, and past jit_above_cost compiling it costs
     more than running it."""
-    sessions = {"server default (JIT above jit_above_cost)": "RESET jit", "scorer session (JIT off)": SCORER_SESSION}
+    sessions = {"server default (JIT above jit_above_cost)": SERVER_DEFAULTS, "scorer session (JIT off)": SCORER_SESSION}
     timings: dict[str, list[float]] = {name: [] for name in sessions}
     for _ in range(batches):
         for name, statement in sessions.items():
             cur.execute(statement)
             timings[name].append(time_lookup(cur, rng, size, delay))
-    cur.execute("RESET jit")
+    cur.execute(SERVER_DEFAULTS)
     return timings
 
 

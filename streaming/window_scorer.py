@@ -61,7 +61,7 @@ from patternalarm.config import Settings
 from patternalarm.features import FEATURE_NAMES
 from patternalarm.history_features import HISTORY_FEATURE_NAMES
 from streaming.history_lookup import HistoryKey, history_features
-from streaming.scoring_client import RetryPolicy, ScoringClient, WindowFeatures
+from streaming.scoring_client import BatchResult, RetryPolicy, ScoringClient, WindowFeatures
 
 log = logging.getLogger("patternalarm.window_scorer")
 
@@ -79,7 +79,8 @@ SCHEDSTAT = Path("/proc/thread-self/schedstat")
 # runs in ~20 ms per 100 windows without (measured on a 1 M events/min run's tables: at 300 windows
 # 310 ms with JIT, ~65 ms without; docs/performance.md "2026-12-06, night"). Its statements are
 # many and short, which JIT never pays off for.
-SESSION_OPTIONS = "-c jit=off"
+SESSION_SETTINGS = {"jit": "off"}
+SESSION_OPTIONS = " ".join(f"-c {name}={value}" for name, value in SESSION_SETTINGS.items())
 
 
 def thread_clock() -> tuple[float, float]:
@@ -192,24 +193,20 @@ def _finite(values: Sequence[float | None]) -> bool:
     return all(v is not None and math.isfinite(v) for v in values)
 
 
-def score_windows(client: ScoringClient, windows: Sequence[Window], features: Sequence[dict[str, float | None]],
-                  threshold: float, request_size: int | None = None) -> list[Score]:
-    """A Score for every window, in order: the windows the model applies to are sent in requests of
-    at most ``request_size`` (PA_SCORING_BATCH_SIZE; None: one request). A request that fails
-    leaves its windows unscored and the others are still tried (the breaker decides whether they
-    cost a request)."""
+def score_windows(client: ScoringClient, windows: Sequence[Window],
+                  features: Sequence[dict[str, float | None]], threshold: float) -> list[Score]:
+    """One request for the windows the model applies to; a Score for every window, in order."""
     sendable = [i for i, w in enumerate(windows)
                 if w.domain not in UNSCORED_DOMAINS and _finite(list(features[i].values()))]
+    request = [WindowFeatures(windows[i].actor_id, windows[i].domain, features[i]) for i in sendable]
+    result = client.score(request) if request else BatchResult([], None, 0)
     out = [Score(None, NOT_APPLICABLE if w.domain in UNSCORED_DOMAINS else UNSCORED, None, False)
            for w in windows]
-    size = max(1, request_size or len(sendable) or 1)
-    for part in (sendable[at:at + size] for at in range(0, len(sendable), size)):
-        result = client.score([WindowFeatures(windows[i].actor_id, windows[i].domain, features[i]) for i in part])
-        if result.scores is None:
-            log.warning("%d windows stored unscored: %s", len(part), result.error)
-            continue
-        for i, score in zip(part, result.scores):
+    if result.scores is not None:
+        for i, score in zip(sendable, result.scores):
             out[i] = Score(score, SCORED, result.model_version, score >= threshold)
+    elif request:
+        log.warning("%d windows stored unscored: %s", len(request), result.error)
     return out
 
 
@@ -465,23 +462,18 @@ class WindowScorer:
         transaction had a worse CRISIS rule-alert p99 (docs/performance.md "2026-12-06, night")."""
         size = max(1, self.settings.scoring_batch_size)
         for group in by_window_start(windows):
-            with self.timed("history"):
-                features = self.store.transact(lambda cur, g=group: model_features(cur, g, self._history_wanted()))
+            with self.timed("history"):  # transact runs each callable at once: the loop's variables are current
+                features = self.store.transact(lambda cur: model_features(cur, group, self._history_wanted()))
             for at in range(0, len(group), size):
                 part, part_features = group[at:at + size], features[at:at + size]
                 with self.timed("score"):
-                    scores = score_windows(self.client, part, part_features, self.settings.suspicious_threshold,
-                                           size)
+                    scores = score_windows(self.client, part, part_features, self.settings.suspicious_threshold)
                 with self.timed("store"):  # the upsert, its triggers and the commit
-                    self.store.transact(lambda cur, rows=self._rows(part, part_features, scores): upsert(cur, rows))
+                    now = datetime.now(timezone.utc)
+                    rows = [_row(w, f, s, now) for w, f, s in zip(part, part_features, scores)]
+                    self.store.transact(lambda cur: upsert(cur, rows))
                 for score in scores:
                     self.counts[score.status] += 1
-
-    @staticmethod
-    def _rows(windows: Sequence[Window], features: Sequence[dict[str, float | None]],
-              scores: Sequence[Score]) -> list[tuple[Any, ...]]:
-        now = datetime.now(timezone.utc)
-        return [_row(w, f, s, now) for w, f, s in zip(windows, features, scores)]
 
     def _history_wanted(self) -> bool:
         """History is looked up only for windows about to be sent: not while the breaker is open
@@ -530,8 +522,7 @@ class WindowScorer:
         if not windows:
             return 0
         features = model_features(cur, windows, self._history_wanted())
-        scores = score_windows(self.client, windows, features, self.settings.suspicious_threshold,
-                               self.settings.scoring_batch_size)
+        scores = score_windows(self.client, windows, features, self.settings.suspicious_threshold)
         now = datetime.now(timezone.utc)
         rows = [_row(w, f, s, now) for w, f, s in zip(windows, features, scores) if s.status == SCORED]
         upsert(cur, rows)

@@ -218,19 +218,3 @@ def test_score_windows_during_an_outage_marks_the_batch_unscored() -> None:
     out = window_scorer.score_windows(client_for(f"http://127.0.0.1:{closed_port()}", attempts=1),
                                       rows, [dict(w.features) for w in rows], threshold=0.5)
     assert [o.status for o in out] == ["unscored", "not_applicable"]
-
-
-def test_score_windows_splits_into_requests_and_a_refused_one_leaves_only_its_windows_unscored() -> None:
-    """request_size (PA_SCORING_BATCH_SIZE) caps each request; a 400 answer is not retried and does
-    not open the breaker, so the next request still goes out."""
-    script = Script(answers=[200, 400, 200])
-    finite = [1.0] * len(FEATURE_NAMES)
-    rows = [window(f"a-{i}", "iot" if i == 1 else "ecommerce", finite) for i in range(6)]
-    with scoring_server(script) as url:
-        out = window_scorer.score_windows(client_for(url), rows, [dict(w.features) for w in rows],
-                                          threshold=0.5, request_size=2)
-    assert [[p["actor_id"] for p in body["predictions"]] for body in script.bodies] == [
-        ["a-0", "a-2"], ["a-3", "a-4"], ["a-5"]]
-    assert [(o.score, o.status) for o in out] == [
-        (pytest.approx(0.1), "scored"), (None, "not_applicable"), (pytest.approx(0.2), "scored"),
-        (None, "unscored"), (None, "unscored"), (pytest.approx(0.1), "scored")]

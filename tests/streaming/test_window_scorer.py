@@ -79,6 +79,15 @@ def drain(scorer: window_scorer.WindowScorer, expected: int, rounds: int = 40) -
     return read
 
 
+def drain_with_new_scorer(settings: Settings, expected: int) -> int:
+    """What most tests do: a fresh scorer drains ``expected`` records and is closed."""
+    scorer = window_scorer.WindowScorer(settings)
+    try:
+        return drain(scorer, expected)
+    finally:
+        scorer.close()
+
+
 def rows(settings: Settings, actors: list[str]) -> dict[tuple[str, int], tuple[Any, ...]]:
     with psycopg2.connect(settings.db_url()) as conn, conn.cursor() as cur:
         cur.execute("SELECT actor_id, window_start, score, score_status, model_version, counterparties, "
@@ -96,11 +105,7 @@ def test_windows_are_stored_with_score_model_version_and_counterparties(topic: S
     shopper, gamer, sensor = new_actors(3)
     produce(topic, [record(shopper, parties=["m-2", "m-1", "m-2", None]), record(gamer, "gaming"),
                     record(sensor, "iot", parties=None)])
-    scorer = window_scorer.WindowScorer(topic)
-    try:
-        assert drain(scorer, 3) == 3
-    finally:
-        scorer.close()
+    assert drain_with_new_scorer(topic, 3) == 3
     stored, version = rows(topic, [shopper, gamer, sensor]), service[2]
     score, status, model_version, parties, count, amount_sum, features = stored[(shopper, 0)]
     assert (status, model_version, parties, count, amount_sum) == ("scored", version, ["m-1", "m-2"], 2, 30.0)
@@ -184,11 +189,7 @@ def test_malformed_records_go_to_dead_letters_and_the_batch_goes_on(topic: Setti
     bad = record(actor, minute=5)
     del bad["txn_count"]
     produce(topic, [b"{not json", bad, record(actor)])
-    scorer = window_scorer.WindowScorer(topic)
-    try:
-        assert drain(scorer, 1) == 1
-    finally:
-        scorer.close()
+    assert drain_with_new_scorer(topic, 1) == 1
     assert list(rows(topic, [actor])) == [(actor, 0)]
     reasons = dead_letter_reasons(topic, lambda payload: actor in payload or payload == "{not json", 2)
     assert sorted(reasons) == ["window: missing fields ['txn_count']", "window: not JSON: "
@@ -209,11 +210,7 @@ def test_a_batch_the_database_did_not_take_is_read_again(topic: Settings) -> Non
                 broken.poll_batch()
     finally:
         broken.close()
-    scorer = window_scorer.WindowScorer(topic)
-    try:
-        assert drain(scorer, 2) == 2
-    finally:
-        scorer.close()
+    assert drain_with_new_scorer(topic, 2) == 2
     assert sorted(rows(topic, actors)) == [(a, 0) for a in actors]
 
 
@@ -253,11 +250,7 @@ def test_a_non_finite_feature_is_stored_as_null_and_the_window_left_unscored(top
     odd, fine = new_actors(2)
     produce(topic, [json.dumps(record(odd)).replace('"amount_std": 1.0', '"amount_std": NaN').encode(),
                     record(fine)])
-    scorer = window_scorer.WindowScorer(topic)
-    try:
-        assert drain(scorer, 2) == 2
-    finally:
-        scorer.close()
+    assert drain_with_new_scorer(topic, 2) == 2
     stored = rows(topic, [odd, fine])
     assert stored[(odd, 0)][1] == "unscored" and stored[(odd, 0)][6]["amount_std"] is None
     assert stored[(fine, 0)][1] == "scored"
@@ -269,11 +262,7 @@ def test_a_window_the_database_refuses_goes_to_dead_letters_and_the_rest_is_stor
     [fine] = new_actors(1)
     poison = f"{fine}-nul\u0000"
     produce(topic, [record(poison), record(fine)])
-    scorer = window_scorer.WindowScorer(topic)
-    try:
-        assert drain(scorer, 2) == 2
-    finally:
-        scorer.close()
+    assert drain_with_new_scorer(topic, 2) == 2
     assert list(rows(topic, [fine])) == [(fine, 0)]
     reasons = dead_letter_reasons(topic, lambda payload: f"{fine}-nul" in payload, 1)
     assert len(reasons) == 1 and reasons[0].startswith("window: database refused it:"), reasons
@@ -312,11 +301,7 @@ def test_history_features_are_looked_up_sent_and_stored_with_the_window(topic: S
 def test_windows_without_history_lookup_are_scored_as_first_seen(topic: Settings) -> None:
     [actor] = new_actors(1)
     produce(topic, [record(actor, minute=0), record(actor, minute=2)])
-    scorer = window_scorer.WindowScorer(dataclasses.replace(topic, history_lookup=False))
-    try:
-        assert drain(scorer, 2) == 2
-    finally:
-        scorer.close()
+    assert drain_with_new_scorer(dataclasses.replace(topic, history_lookup=False), 2) == 2
     stored = rows(topic, [actor])
     assert set(stored[(actor, 2)][6]) == set(FEATURE_NAMES) and stored[(actor, 2)][1] == "scored"
 
@@ -449,11 +434,7 @@ def test_a_batch_of_two_minutes_gives_the_later_windows_the_earlier_ones_as_hist
     produce(topic, [record(actor, minute=1, parties=["m-7"]), record(actor, minute=0, parties=["m-7"]),
                     record(other, minute=0, parties=["m-7"])])
     lookups = spy_on_lookups(monkeypatch)
-    scorer = window_scorer.WindowScorer(topic)
-    try:
-        assert drain(scorer, 3) == 3
-    finally:
-        scorer.close()
+    assert drain_with_new_scorer(topic, 3) == 3
     stored = rows(topic, [actor, other])
     later = stored[(actor, 1)][6]
     assert lookups == [2, 1]  # minute 0's two windows, then minute 1's
