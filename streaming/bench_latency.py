@@ -16,7 +16,8 @@ a scratch database, and for each mode this prints
     grouping trigger runs in the same transaction). It includes the watermark delay
     (PA_WATERMARK_DELAY_MS) by design: a pattern cannot complete before the watermark passes its event;
   * the CPU each component of the stack used from the start of production until the job caught up,
-    in cores (2.0 = both of this machine's);
+    in cores (2.0 = both of this machine's), and the job's by operator chain, GC and JIT
+    (`job_cores_by_threads`, streaming/thread_profile.py);
   * the proportional set size (PSS: shared pages split between the processes sharing them, so the
     numbers add up) of every process of the stack, grouped by component, peak over the phase.
 
@@ -42,6 +43,7 @@ import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -121,6 +123,7 @@ class StackSampler:
     lock: threading.Lock = field(default_factory=threading.Lock)  # the sampling thread and the phase's
     heartbeat: Path | None = None  # the window scorer's: its lag is sampled with the rest
     lags: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, windows not yet read)
+    threads_at_mark: dict[str, float] = field(default_factory=dict)  # the job JVM's CPU ms by thread
 
     def mark(self) -> None:
         with self.lock:
@@ -128,7 +131,24 @@ class StackSampler:
             self.machine_at_mark = machine_cpu_s()
             self.cpu_at_mark = {pid: thread_profile.process_cpu_s(pid) for pid in stack_processes(self.job_pid)}
             self.cpu_last = {}
+            self.threads_at_mark = self._job_threads()
             self.marked_at = time.monotonic()
+
+    def _job_threads(self) -> dict[str, float]:
+        jvm = thread_profile.jvm_pid(self.job_pid)
+        try:
+            return thread_profile.thread_cpu_ms(jvm) if jvm else {}
+        except (OSError, subprocess.SubprocessError):
+            return {}
+
+    def job_cores_by_threads(self, top: int = 15) -> list[dict[str, Any]]:
+        """The job JVM's CPU since mark() by operator chain, GC and JIT (thread_profile), in
+        cores: drains (bench_job) show where a backlog's CPU goes; this shows a live stream's, with
+        its timers, flushes and checkpoints."""
+        wall = max(time.monotonic() - self.marked_at, 1e-9)
+        groups = thread_profile.shares(self.threads_at_mark, self._job_threads(), top)
+        return [{"threads": g["threads"], "cores": round(float(g["cpu_ms"]) / 1000 / wall, 3), "share": g["share"]}
+                for g in groups]
 
     def sample(self) -> None:
         processes = stack_processes(self.job_pid)
@@ -308,6 +328,7 @@ def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, p
     # a job that falls behind shows as a number growing with the phase's length
     caught_up_s = time.monotonic() - ended
     cores = sampler.cores_by_component()
+    threads = sampler.job_cores_by_threads()
     time.sleep(settings.watermark_delay_ms / 1000 + 3)  # the last alerts wait for the watermark
     done = processed(settings, start) - base
     return {"mode": mode, "target_per_min": MODES_PER_MIN.get(mode),
@@ -316,6 +337,7 @@ def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, p
             "achieved_per_min": round(stats.produced * 60 / max((end - start).total_seconds(), 1e-9)),
             "processed": done, "all_processed_s_after_production_ended": round(caught_up_s, 1),
             "cores_used_by_component": cores,
+            "job_cores_by_threads": threads,
             "event_to_alert": latency(settings, start, end),
             "event_to_emitted": latency(settings, start, end, until="emitted_at"),
             "window_to_suspicious_activity_alert": latency(settings, start, end, model_made=True),
