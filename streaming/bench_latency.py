@@ -17,7 +17,8 @@ a scratch database, and for each mode this prints
     (PA_WATERMARK_DELAY_MS) by design: a pattern cannot complete before the watermark passes its event;
   * the CPU each component of the stack used from the start of production until the job caught up,
     in cores (2.0 = both of this machine's), and the job's by operator chain, GC and JIT
-    (`job_cores_by_threads`, streaming/thread_profile.py);
+    (`job_cores_by_threads`, streaming/thread_profile.py) and PostgreSQL's by the application each
+    backend serves (`postgres_cores_by_backend`);
   * the proportional set size (PSS: shared pages split between the processes sharing them, so the
     numbers add up) of every process of the stack, grouped by component, peak over the phase.
 
@@ -124,6 +125,8 @@ class StackSampler:
     heartbeat: Path | None = None  # the window scorer's: its lag is sampled with the rest
     lags: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, windows not yet read)
     threads_at_mark: dict[str, float] = field(default_factory=dict)  # the job JVM's CPU ms by thread
+    settings: config.Settings | None = None  # to name PostgreSQL's processes (postgres_backends)
+    pg_labels: dict[int, str] = field(default_factory=dict)  # PostgreSQL pid -> who the backend serves
 
     def mark(self) -> None:
         with self.lock:
@@ -159,6 +162,8 @@ class StackSampler:
                 self.cpu_last[pid] = (name, thread_profile.process_cpu_s(pid))
             for k, v in memory.items():
                 self.peak[k] = max(self.peak.get(k, 0.0), v)
+            if self.settings is not None:
+                self.pg_labels.update(postgres_backends(self.settings))
             self.peak_total = max(self.peak_total, sum(memory.values()))
             lag = self._scorer_lag()
             if lag is not None:
@@ -195,6 +200,19 @@ class StackSampler:
         while not self.stop.wait(every_s):
             self.sample()
 
+    def postgres_cores_by_backend(self) -> dict[str, float]:
+        """PostgreSQL's CPU since mark() by whom each process served (application_name, else its
+        backend type: the job's JDBC sinks, the window scorer, autovacuum, the WAL writer...).
+        Call after cores_by_component(), which takes the last sample."""
+        with self.lock:
+            wall = max(time.monotonic() - self.marked_at, 1e-9)
+            used: dict[str, float] = {}
+            for pid, (name, seconds) in self.cpu_last.items():
+                if name == "postgres":
+                    label = self.pg_labels.get(pid) or postgres_process_title(pid)
+                    used[label] = used.get(label, 0.0) + max(0.0, seconds - self.cpu_at_mark.get(pid, 0.0))
+        return {k: round(v / wall, 3) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v / wall >= 0.001}
+
     def cores_by_component(self) -> dict[str, float]:
         """CPU seconds per wall second since mark() (2.0 = both cores), by component."""
         self.sample()
@@ -206,6 +224,27 @@ class StackSampler:
             busy, stolen = (now - then for now, then in zip(machine_cpu_s(), self.machine_at_mark))
         return {**{k: round(v / wall, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1])},
                 "whole_machine_busy": round(busy / wall, 2), "stolen_by_hypervisor": round(stolen / wall, 2)}
+
+
+def postgres_backends(settings: config.Settings) -> dict[int, str]:
+    """pid -> the application_name of each session that has one (the project's role cannot see the
+    background processes' backend_type: postgres_process_title names those)."""
+    try:
+        rows = postgres.psql(settings, "SELECT pid, application_name FROM pg_stat_activity WHERE application_name <> ''")
+    except postgres.PostgresError:
+        return {}
+    return {int(pid): label for pid, _, label in (line.partition("|") for line in rows.splitlines()) if pid.isdigit()}
+
+
+def postgres_process_title(pid: int) -> str:
+    """What a PostgreSQL process says it is ("autovacuum worker", "walwriter", "patternalarm db
+    127.0.0.1(5432) idle" -> "client backend"); "ended" once it is gone."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "ended"
+    title = title.split(": ", 2)[-1] if title.startswith("postgres: ") else "postmaster"
+    return "client backend" if "(" in title else title
 
 
 def processed(settings: config.Settings, since: datetime) -> int:
@@ -329,6 +368,7 @@ def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, p
     caught_up_s = time.monotonic() - ended
     cores = sampler.cores_by_component()
     threads = sampler.job_cores_by_threads()
+    postgres_cores = sampler.postgres_cores_by_backend()
     time.sleep(settings.watermark_delay_ms / 1000 + 3)  # the last alerts wait for the watermark
     done = processed(settings, start) - base
     return {"mode": mode, "target_per_min": MODES_PER_MIN.get(mode),
@@ -338,6 +378,7 @@ def run_phase(settings: config.Settings, mode: str, seconds: float, seed: int, p
             "processed": done, "all_processed_s_after_production_ended": round(caught_up_s, 1),
             "cores_used_by_component": cores,
             "job_cores_by_threads": threads,
+            "postgres_cores_by_backend": postgres_cores,
             "event_to_alert": latency(settings, start, end),
             "event_to_emitted": latency(settings, start, end, until="emitted_at"),
             "window_to_suspicious_activity_alert": latency(settings, start, end, model_made=True),
@@ -405,7 +446,7 @@ def main() -> None:
             modes = args.modes.split(",")
             for i, mode in enumerate(modes):
                 beat = None if args.without_scorer else heartbeat_file(settings)
-                sampler = StackSampler(job.proc.pid, heartbeat=beat)
+                sampler = StackSampler(job.proc.pid, heartbeat=beat, settings=settings)
                 sampling = threading.Thread(target=sampler.sample_until_stopped, daemon=True)
                 sampling.start()
                 phase = run_phase(settings, mode, args.seconds, args.seed + i, args.pace, args.drain_s,

@@ -88,10 +88,14 @@ WATERMARK_INTERVAL_MS = 50
 JDBC_FLUSH_MS = 50
 
 
+# Names the job's sessions in pg_stat_activity, next to the window scorer's and the service's.
+APPLICATION_NAME = "patternalarm-detection-job"
+
+
 def jdbc_url(settings: Settings) -> str:
     """stringtype=unspecified lets PostgreSQL cast JSON strings into jsonb columns. On loopback, no TLS:
     it protects nothing there, and its AES-GCM took a sixth of the window sink's CPU (profiled)."""
-    url = f"{settings.jdbc_url()}?stringtype=unspecified"
+    url = f"{settings.jdbc_url()}?stringtype=unspecified&ApplicationName={APPLICATION_NAME}"
     return url + "&sslmode=disable" if settings.pg_host in config.LOOPBACK_HOSTS else url
 
 

@@ -81,6 +81,7 @@ SCHEDSTAT = Path("/proc/thread-self/schedstat")
 # many and short, which JIT never pays off for.
 SESSION_SETTINGS = {"jit": "off"}
 SESSION_OPTIONS = " ".join(f"-c {name}={value}" for name, value in SESSION_SETTINGS.items())
+APPLICATION_NAME = "patternalarm-window-scorer"  # who the session is, in pg_stat_activity
 
 
 def thread_clock() -> tuple[float, float]:
@@ -299,7 +300,8 @@ class WindowStore:
         import psycopg2
 
         if self.conn is None or self.conn.closed:
-            self.conn = psycopg2.connect(self.settings.db_url(), options=SESSION_OPTIONS)
+            self.conn = psycopg2.connect(self.settings.db_url(), options=SESSION_OPTIONS,
+                                         application_name=APPLICATION_NAME)
             lower_backend_priority(self.conn, self.settings)
         return self.conn
 

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer
 from patternalarm.config import Settings
 from patternalarm.events import InvalidEvent, decode
 from streaming import behaviours
+from streaming.detection_job import APPLICATION_NAME as JOB_SESSION_NAME
 from streaming.kafka_io import EventProducer
 
 pytestmark = pytest.mark.integration
@@ -92,6 +93,10 @@ def test_card_testing_sequence_becomes_exactly_one_incident(stack: Settings, det
     assert event_time <= emitted_at <= stored_at
     near_miss_id = behaviours.actor_id("ecommerce", near_miss)
     assert fetch(stack, "SELECT count(*) FROM alerts WHERE actor_id = %s", near_miss_id) == [(0,)]
+    # the sessions that stored it say whose they are in pg_stat_activity
+    named = fetch(stack, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                         "AND application_name = %s", JOB_SESSION_NAME)
+    assert named[0][0] >= 1
 
 
 MALFORMED: list[bytes] = [
