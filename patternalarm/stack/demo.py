@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -135,14 +136,28 @@ def close_the_loop(settings: Settings) -> None:
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     if done.returncode != 0:
         print(f"  the DAG run did not succeed: {summary or done.stderr.strip()[-400:]}")
-        print("  (a Great Expectations failure means too few labelled rows: run the demo longer, e.g. "
-              "DURATION=5m; the Airflow UI shows each task's log)")
+        print(f"  {retrain_failure_hint(done.stdout)}")
         return
     row = postgres.psql(settings, "SELECT version || '|' || decided || '|' || coalesce(serving, '') "
                                   "FROM model_deployments ORDER BY deployment_id DESC LIMIT 1")
     version, decided, serving = (row.split("|") + ["", "", ""])[:3]
     print(f"  trained v{version}: {decided}; scoring service: {serving or 'not asked'}")
     print(f"  champion now v{_champion(settings)}; the service serves {_served_version(settings)}")
+
+
+# The validate task's error (expectations.training_set.TrainingSetInvalid) lists what failed.
+_FAILED_EXPECTATIONS = re.compile(r"failed \d+ expectation\(s\): (\[[^\]]*\])")
+
+
+def retrain_failure_hint(dag_output: str) -> str:
+    """What to do about a failed retrain, from the DAG run's log: a training set refused by Great
+    Expectations is named with the expectations it failed; anything else points at the task logs."""
+    match = _FAILED_EXPECTATIONS.search(dag_output)
+    if match is None:
+        return "(the Airflow UI and `make retrain` show each task's log)"
+    return (f"(the training set failed Great Expectations: {match.group(1)}. Too few labelled windows, or "
+            "too little fraud among them (min_positive_share), and training also needs fraud in its "
+            "holdout: a longer demo, e.g. DURATION=5m, gives the simulated analyst more attacks to judge)")
 
 
 def _champion(settings: Settings) -> str:
