@@ -155,6 +155,7 @@ class StackSampler:
 
     def sample(self) -> None:
         processes = stack_processes(self.job_pid)
+        labels = postgres_backends(self.settings) if self.settings is not None else {}  # a psql, outside the lock
         memory: dict[str, float] = {}
         with self.lock:
             for pid, name in processes.items():
@@ -162,8 +163,7 @@ class StackSampler:
                 self.cpu_last[pid] = (name, thread_profile.process_cpu_s(pid))
             for k, v in memory.items():
                 self.peak[k] = max(self.peak.get(k, 0.0), v)
-            if self.settings is not None:
-                self.pg_labels.update(postgres_backends(self.settings))
+            self.pg_labels.update(labels)
             self.peak_total = max(self.peak_total, sum(memory.values()))
             lag = self._scorer_lag()
             if lag is not None:
@@ -202,7 +202,7 @@ class StackSampler:
 
     def postgres_cores_by_backend(self) -> dict[str, float]:
         """PostgreSQL's CPU since mark() by whom each process served (application_name, else its
-        backend type: the job's JDBC sinks, the window scorer, autovacuum, the WAL writer...).
+        process title: the job's JDBC sinks, the window scorer, autovacuum, the WAL writer...).
         Call after cores_by_component(), which takes the last sample."""
         with self.lock:
             wall = max(time.monotonic() - self.marked_at, 1e-9)

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 JDK_PACKAGES = ("java.", "jdk.", "sun.")
 DEFAULT_FRAMES = ("TtlIncrementalCleanup.runCleanup", "StringDataSerializer.copy", "BinaryRowData.copy",
@@ -49,11 +49,18 @@ def read_events(recording: Path, event_type: str) -> list[dict[str, Any]]:
     return json.loads(out)["recording"]["events"]
 
 
+def _stack(event: dict[str, Any]) -> list[dict[str, Any]]:
+    return (event["values"].get("stackTrace") or {}).get("frames", [])
+
+
+def _name(frame: dict[str, Any]) -> str:
+    """The frame as "Class.method", the package dropped."""
+    return f"{frame['method']['type']['name'].rsplit('/', 1)[-1]}.{frame['method']['name']}"
+
+
 def frames(event: dict[str, Any]) -> list[str]:
-    """The event's stack as "Class.method", innermost first (packages dropped)."""
-    trace = event["values"].get("stackTrace") or {}
-    return [f"{f['method']['type']['name'].rsplit('/', 1)[-1]}.{f['method']['name']}"
-            for f in trace.get("frames", [])]
+    """The event's stack as "Class.method", innermost first."""
+    return [_name(f) for f in _stack(event)]
 
 
 def thread_of(event: dict[str, Any], field: str) -> str:
@@ -63,11 +70,9 @@ def thread_of(event: dict[str, Any], field: str) -> str:
 
 def first_own_frame(event: dict[str, Any]) -> str:
     """The innermost frame outside the JDK: where Flink or our code asked for the memory."""
-    trace = event["values"].get("stackTrace") or {}
-    for f in trace.get("frames", []):
-        name = f["method"]["type"]["name"].replace("/", ".")
-        if not name.startswith(JDK_PACKAGES):
-            return f"{name.rsplit('.', 1)[-1]}.{f['method']['name']}"
+    for f in _stack(event):
+        if not f["method"]["type"]["name"].replace("/", ".").startswith(JDK_PACKAGES):
+            return _name(f)
     return "?"
 
 
@@ -76,7 +81,8 @@ def shares(weights: Counter[str], top: int) -> list[tuple[str, float]]:
     return [(name, weight / total) for name, weight in weights.most_common(top)]
 
 
-def frame_shares(events: Iterable[dict[str, Any]], wanted: Iterable[str], weight_of: Any,
+def frame_shares(events: Iterable[dict[str, Any]], wanted: Iterable[str],
+                 weight_of: Callable[[dict[str, Any]], float],
                  thread_field: str) -> dict[str, dict[str, float]]:
     """For each wanted frame: its share of the total weight, overall ("all") and of each thread's."""
     wanted = list(wanted)

@@ -62,12 +62,12 @@ def test_reads_a_real_recording_of_a_live_jvm(stack: Settings, tmp_path: Path) -
     pid = processes.read_pid(STACK_SETTINGS, "kafka")
     assert pid is not None, "the stack fixture starts the broker"
     recording = tmp_path / "broker.jfr"
-    subprocess.run(["jcmd", str(pid), "JFR.start", "name=pa-test", "duration=3s", "settings=profile",
-                    f"filename={recording}"], check=True, capture_output=True, timeout=60)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (recording.exists() and recording.stat().st_size > 0):
-        time.sleep(0.5)
-    time.sleep(1)  # the file is complete once the recording has stopped and been written
+    subprocess.run(["jcmd", str(pid), "JFR.start", "name=pa-test", "settings=profile"],
+                   check=True, capture_output=True, timeout=60)
+    time.sleep(3)
+    # JFR.stop writes the whole file before it returns
+    subprocess.run(["jcmd", str(pid), "JFR.stop", "name=pa-test", f"filename={recording}"],
+                   check=True, capture_output=True, timeout=60)
     loads = jfr_summary.read_events(recording, "jdk.CPULoad")  # a periodic event: at least one in 3 s
     assert loads and all(0.0 <= e["values"]["machineTotal"] <= 1.0 for e in loads)
     jvm = jfr_summary.read_events(recording, "jdk.JVMInformation")  # written with every chunk
