@@ -14,11 +14,33 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Host names that mean this machine: a service there needs no TLS, and its pids are ours to see.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class DatabaseEndpoint:
+    """Where a PostgreSQL database is and who logs in (Settings.db_endpoint)."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+
+    @property
+    def on_loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS
+
+    @property
+    def sslmode(self) -> str | None:
+        """``disable`` on this machine: TLS there protects nothing, and its encryption is paid by the
+        hottest sessions on both ends (a sixth of the job's window sink CPU when profiled;
+        docs/performance.md); None elsewhere, leaving the client's default (prefer)."""
+        return "disable" if self.on_loopback else None
 
 
 def _env(name: str, default: str) -> str:
@@ -157,7 +179,9 @@ class Settings:
                                "docs/performance.md)")
     flink_gc: str = _setting("PA_FLINK_GC", "g1",
                              "Garbage collector of the detection job's JVM: g1 (pauses under 0.2 s, "
-                             "for the event->alert tail) or parallel (a quarter less CPU per event, for "
+                             "for the event->alert tail; marking from a fixed 75 % of the heap: at 1 M "
+                             "events/min the job used 0.87-0.91 cores instead of 1.08-1.16) or "
+                             "parallel (a quarter less CPU per event, for "
                              "draining a backlog, but pauses of 0.1-0.7 s and full collections of "
                              "1-3 s under load: docs/performance.md)")
     flink_checkpoint_ms: int = _setting("PA_FLINK_CHECKPOINT_MS", 15000,
@@ -218,8 +242,19 @@ class Settings:
         name = database or self.pg_database
         return f"{driver}://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{name}"
 
+    def db_endpoint(self, database: str | None = None) -> DatabaseEndpoint:
+        """db_url's parts, for clients that take them apart (JDBC, the loopback checks): so that
+        PA_DATABASE_URL, when set, names the server for every client, not only the URL-taking ones."""
+        parts = urlsplit(self.db_url(database))
+        return DatabaseEndpoint(host=parts.hostname or self.pg_host, port=parts.port or 5432,
+                                database=unquote(parts.path.lstrip("/")) or self.pg_database,
+                                user=unquote(parts.username or self.pg_user),
+                                password=unquote(parts.password or ""))
+
     def jdbc_url(self, database: str | None = None) -> str:
-        return f"jdbc:postgresql://{self.pg_host}:{self.pg_port}/{database or self.pg_database}"
+        end = self.db_endpoint(database)
+        host = f"[{end.host}]" if ":" in end.host else end.host
+        return f"jdbc:postgresql://{host}:{end.port}/{end.database}"
 
     def resolved_serving_url(self) -> str:
         return self.serving_url or f"http://{self.serving_host}:{self.serving_port}"

@@ -96,7 +96,8 @@ def jdbc_url(settings: Settings) -> str:
     """stringtype=unspecified lets PostgreSQL cast JSON strings into jsonb columns. On loopback, no TLS:
     it protects nothing there, and its AES-GCM took a sixth of the window sink's CPU (profiled)."""
     url = f"{settings.jdbc_url()}?stringtype=unspecified&ApplicationName={APPLICATION_NAME}"
-    return url + "&sslmode=disable" if settings.pg_host in config.LOOPBACK_HOSTS else url
+    sslmode = settings.db_endpoint().sslmode
+    return url + f"&sslmode={sslmode}" if sslmode else url
 
 
 def jdbc_sink_ddl(name: str, table: str, columns: str, settings: Settings) -> str:
@@ -105,8 +106,8 @@ CREATE TABLE {name} ({columns}) WITH (
   'connector' = 'jdbc',
   'url' = '{jdbc_url(settings)}',
   'table-name' = '{table}',
-  'username' = '{settings.pg_user}',
-  'password' = '{settings.pg_password}',
+  'username' = '{settings.db_endpoint().user}',
+  'password' = '{settings.db_endpoint().password}',
   'sink.buffer-flush.max-rows' = '500',
   'sink.buffer-flush.interval' = '{JDBC_FLUSH_MS}ms',
   'sink.max-retries' = '5'
@@ -374,8 +375,14 @@ def create_environment(settings: Settings, resume: bool = True) -> "TableEnviron
     return table_environment(udf_jar(), options)
 
 
-# PA_FLINK_GC's choices (docs/performance.md measured both on this job).
-GARBAGE_COLLECTORS = {"g1": "-XX:+UseG1GC", "parallel": "-XX:+UseParallelGC"}
+# PA_FLINK_GC's choices (docs/performance.md measured both on this job). G1 starts its concurrent
+# marking at a fixed 75 % of the heap instead of its adaptive threshold: the job's old generation
+# fills mostly with state that dies soon after promotion (one cycle found 2.3 GB old, 0.6 GB live),
+# so every cycle marked the same ~0.6 GB for little; with the adaptive threshold at 1 M events/min
+# marking and its extra pauses took ~0.1-0.2 of the job's ~1.1 cores, with the fixed one a single
+# cycle ran and the job used 0.87-0.91 cores (docs/performance.md "2026-12-07, night").
+G1_OPTIONS = "-XX:+UseG1GC -XX:-G1UseAdaptiveIHOP -XX:InitiatingHeapOccupancyPercent=75"
+GARBAGE_COLLECTORS = {"g1": G1_OPTIONS, "parallel": "-XX:+UseParallelGC"}
 
 
 def jvm_args(settings: Settings) -> str:

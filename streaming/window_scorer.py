@@ -49,7 +49,6 @@ import signal
 import sys
 import threading
 import time
-import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -270,8 +269,7 @@ def lower_backend_priority(conn: Any, settings: Settings) -> int | None:
     incident rows that the job's alert inserts wait for. Hence off by default. Done only for a
     database on this host (a pid means nothing elsewhere) and when allowed to renice its processes;
     otherwise logged, and scoring goes on at full priority."""
-    host = urllib.parse.urlsplit(settings.db_url()).hostname or ""
-    if settings.scorer_db_nice <= 0 or host not in config.LOOPBACK_HOSTS:
+    if settings.scorer_db_nice <= 0 or not settings.db_endpoint().on_loopback:
         return None
     with conn.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
@@ -300,8 +298,9 @@ class WindowStore:
         import psycopg2
 
         if self.conn is None or self.conn.closed:
+            tls = {"sslmode": mode} if (mode := self.settings.db_endpoint().sslmode) else {}
             self.conn = psycopg2.connect(self.settings.db_url(), options=SESSION_OPTIONS,
-                                         application_name=APPLICATION_NAME)
+                                         application_name=APPLICATION_NAME, **tls)
             lower_backend_priority(self.conn, self.settings)
         return self.conn
 

@@ -41,3 +41,21 @@ def test_database_url_overrides_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.db_url() == "postgresql://u:p@db.example:5433/alerts"
     assert settings.db_url(driver="postgresql+psycopg") == "postgresql+psycopg://u:p@db.example:5433/alerts"
     assert settings.db_url("mlflow") == "postgresql://u:p@db.example:5433/mlflow"
+    # clients that take the URL apart (the job's JDBC sink) follow it too, with TLS left to the client
+    assert settings.db_endpoint() == config.DatabaseEndpoint("db.example", 5433, "alerts", "u", "p")
+    assert settings.jdbc_url() == "jdbc:postgresql://db.example:5433/alerts"
+    assert settings.db_endpoint().sslmode is None
+
+
+def test_database_endpoint_from_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PA_DATABASE_URL", "PA_PG_HOST", "PA_PG_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PA_PG_USER", "analyst")
+    monkeypatch.setenv("PA_PG_PASSWORD", "s3cret")
+    end = config.load().db_endpoint("mlflow")
+    assert end == config.DatabaseEndpoint("127.0.0.1", 5432, "mlflow", "analyst", "s3cret")
+    assert end.on_loopback and end.sslmode == "disable"
+    monkeypatch.setenv("PA_DATABASE_URL", "postgresql://u:p%40ss@[::1]:5433/alerts")
+    settings = config.load()
+    assert settings.db_endpoint().password == "p@ss" and settings.db_endpoint().on_loopback
+    assert settings.jdbc_url() == "jdbc:postgresql://[::1]:5433/alerts"

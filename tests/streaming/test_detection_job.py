@@ -94,9 +94,11 @@ def test_card_testing_sequence_becomes_exactly_one_incident(stack: Settings, det
     near_miss_id = behaviours.actor_id("ecommerce", near_miss)
     assert fetch(stack, "SELECT count(*) FROM alerts WHERE actor_id = %s", near_miss_id) == [(0,)]
     # the sessions that stored it say whose they are in pg_stat_activity
-    named = fetch(stack, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                         "AND application_name = %s", JOB_SESSION_NAME)
+    named = fetch(stack, "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a "
+                         "JOIN pg_stat_ssl s USING (pid) WHERE a.datname = current_database() "
+                         "AND a.application_name = %s", JOB_SESSION_NAME)
     assert named[0][0] >= 1
+    assert named[0][1] == 0  # on this host without TLS (config.DatabaseEndpoint.sslmode)
 
 
 MALFORMED: list[bytes] = [

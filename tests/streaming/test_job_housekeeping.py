@@ -46,6 +46,28 @@ def test_resuming_removes_the_checkpoints_of_other_runs_only(tmp_path: Path) -> 
 def test_jvm_args_bound_the_heap_and_choose_the_collector() -> None:
     settings = dataclasses.replace(config.load(), flink_heap="2g", flink_gc="parallel")
     assert detection_job.jvm_args(settings) == "-Xmx2g -XX:+UseParallelGC"
-    assert detection_job.jvm_args(dataclasses.replace(settings, flink_gc="g1")) == "-Xmx2g -XX:+UseG1GC"
+    assert detection_job.jvm_args(dataclasses.replace(settings, flink_gc="g1")) == (
+        "-Xmx2g -XX:+UseG1GC -XX:-G1UseAdaptiveIHOP -XX:InitiatingHeapOccupancyPercent=75")
     with pytest.raises(ValueError, match="PA_FLINK_GC='zgc' .* one of g1, parallel"):
         detection_job.jvm_args(dataclasses.replace(settings, flink_gc="zgc"))
+
+
+def test_the_jvm_takes_the_collector_options_as_given() -> None:
+    """Flink starts its JVM with -XX:+IgnoreUnrecognizedVMOptions, so a misspelt option would be
+    dropped without a word: the JDK that runs the job must report each one in effect."""
+    java = str(Path(os.environ["JAVA_HOME"]) / "bin" / "java") if os.environ.get("JAVA_HOME") else "java"
+    options = detection_job.GARBAGE_COLLECTORS["g1"].split()
+    flags = subprocess.run([java, *options, "-XX:+PrintFlagsFinal", "-version"],
+                           capture_output=True, text=True, check=True).stdout
+    in_effect = {parts[1]: parts[3] for parts in (line.split() for line in flags.splitlines())
+                 if len(parts) >= 4 and parts[2] == "="}
+    asked = {}
+    for option in options:  # -XX:+Name, -XX:-Name, -XX:Name=value
+        flag = option.removeprefix("-XX:")
+        if "=" in flag:
+            name, value = flag.split("=", 1)
+            asked[name] = value
+        else:
+            asked[flag[1:]] = "true" if flag[0] == "+" else "false"
+    assert {"UseG1GC", "G1UseAdaptiveIHOP", "InitiatingHeapOccupancyPercent"} <= asked.keys()
+    assert {name: in_effect.get(name) for name in asked} == asked

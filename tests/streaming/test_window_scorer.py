@@ -414,8 +414,9 @@ def test_micro_batches_read_together_share_one_history_query(topic: Settings,
     scorer.client.score = counted_score  # type: ignore[method-assign]
     try:
         assert drain(scorer, 6) == 6
-        session_jit, session_name = scorer.store.transact(
-            lambda cur: (cur.execute("SELECT current_setting('jit'), current_setting('application_name')"),
+        session_jit, session_name, session_tls = scorer.store.transact(
+            lambda cur: (cur.execute("SELECT current_setting('jit'), current_setting('application_name'), "
+                                     "(SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())"),
                          cur.fetchone())[1])
     finally:
         scorer.close()
@@ -426,6 +427,7 @@ def test_micro_batches_read_together_share_one_history_query(topic: Settings,
     assert sorted(scored_at_groups(settings, actors)) == [2, 2, 2]  # one transaction each
     assert session_jit == "off"  # window_scorer.SESSION_OPTIONS: no JIT compile of the history query
     assert session_name == "patternalarm-window-scorer"  # its sessions, named in pg_stat_activity
+    assert session_tls is False  # a database on this host: no TLS (config.DatabaseEndpoint.sslmode)
 
 
 def test_a_batch_of_two_minutes_gives_the_later_windows_the_earlier_ones_as_history(
