@@ -180,7 +180,7 @@ class Settings:
     flink_gc: str = _setting("PA_FLINK_GC", "g1",
                              "Garbage collector of the detection job's JVM: g1 (pauses under 0.2 s, "
                              "for the event->alert tail; marking from a fixed 75 % of the heap: at 1 M "
-                             "events/min the job used 0.87-0.91 cores instead of 1.08-1.16) or "
+                             "events/min the job used 0.87-0.97 cores instead of 1.08-1.16) or "
                              "parallel (a quarter less CPU per event, for "
                              "draining a backlog, but pauses of 0.1-0.7 s and full collections of "
                              "1-3 s under load: docs/performance.md)")

@@ -379,8 +379,8 @@ def create_environment(settings: Settings, resume: bool = True) -> "TableEnviron
 # marking at a fixed 75 % of the heap instead of its adaptive threshold: the job's old generation
 # fills mostly with state that dies soon after promotion (one cycle found 2.3 GB old, 0.6 GB live),
 # so every cycle marked the same ~0.6 GB for little; with the adaptive threshold at 1 M events/min
-# marking and its extra pauses took ~0.1-0.2 of the job's ~1.1 cores, with the fixed one a single
-# cycle ran and the job used 0.87-0.91 cores (docs/performance.md "2026-12-07, night").
+# marking and its extra pauses took ~0.1-0.2 of the job's 1.08-1.16 cores, with the fixed one a single
+# cycle ran and the job used 0.87-0.97 cores (docs/performance.md "2026-12-07, night").
 G1_OPTIONS = "-XX:+UseG1GC -XX:-G1UseAdaptiveIHOP -XX:InitiatingHeapOccupancyPercent=75"
 GARBAGE_COLLECTORS = {"g1": G1_OPTIONS, "parallel": "-XX:+UseParallelGC"}
 
