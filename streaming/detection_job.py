@@ -101,13 +101,14 @@ def jdbc_url(settings: Settings) -> str:
 
 
 def jdbc_sink_ddl(name: str, table: str, columns: str, settings: Settings) -> str:
+    login = settings.db_endpoint()
     return f"""
 CREATE TABLE {name} ({columns}) WITH (
   'connector' = 'jdbc',
   'url' = '{jdbc_url(settings)}',
   'table-name' = '{table}',
-  'username' = '{settings.db_endpoint().user}',
-  'password' = '{settings.db_endpoint().password}',
+  'username' = '{login.user}',
+  'password' = '{login.password}',
   'sink.buffer-flush.max-rows' = '500',
   'sink.buffer-flush.interval' = '{JDBC_FLUSH_MS}ms',
   'sink.max-retries' = '5'

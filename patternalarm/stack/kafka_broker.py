@@ -77,7 +77,8 @@ def udf_jar(settings: Settings) -> Path:
     return jar
 
 
-def _java() -> str:
+def java_executable() -> str:
+    """The JDK's java: JAVA_HOME's, else the one on PATH (what PyFlink starts the job with too)."""
     home = os.environ.get("JAVA_HOME")
     java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
     if not java or not Path(java).exists():
@@ -183,7 +184,7 @@ def _write_log4j(settings: Settings) -> tuple[Path, Path]:
 
 
 def _java_cmd(settings: Settings, main: str, args: list[str], log4j: Path, heap: str) -> list[str]:
-    return [_java(), heap, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+    return [java_executable(), heap, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
             f"-Dlog4j.configuration=file:{log4j}", f"-Dkafka.logs.dir={processes.log_path(settings, NAME).parent}",
             "-cp", f"{jar_folder(settings, 'kafka')}/*", main, *args]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from patternalarm import config
+from patternalarm.stack import kafka_broker
 from streaming import detection_job
 
 
@@ -55,9 +56,8 @@ def test_jvm_args_bound_the_heap_and_choose_the_collector() -> None:
 def test_the_jvm_takes_the_collector_options_as_given() -> None:
     """Flink starts its JVM with -XX:+IgnoreUnrecognizedVMOptions, so a misspelt option would be
     dropped without a word: the JDK that runs the job must report each one in effect."""
-    java = str(Path(os.environ["JAVA_HOME"]) / "bin" / "java") if os.environ.get("JAVA_HOME") else "java"
     options = detection_job.GARBAGE_COLLECTORS["g1"].split()
-    flags = subprocess.run([java, *options, "-XX:+PrintFlagsFinal", "-version"],
+    flags = subprocess.run([kafka_broker.java_executable(), *options, "-XX:+PrintFlagsFinal", "-version"],
                            capture_output=True, text=True, check=True).stdout
     in_effect = {parts[1]: parts[3] for parts in (line.split() for line in flags.splitlines())
                  if len(parts) >= 4 and parts[2] == "="}
