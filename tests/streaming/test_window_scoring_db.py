@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 import pytest
 
 from tests.support.databases import scratch_database
@@ -24,12 +25,17 @@ WINDOW_SINK_COLUMNS = ("actor_id", "domain", "window_start", "window_end", "even
 
 
 @pytest.fixture(scope="module")
-def db() -> Iterator[Any]:
+def db_url() -> Iterator[str]:
     with scratch_database("pa_test_scoring_sql") as settings:
-        conn = psycopg2.connect(settings.db_url())
-        conn.autocommit = True
-        yield conn
-        conn.close()
+        yield settings.db_url()
+
+
+@pytest.fixture(scope="module")
+def db(db_url: str) -> Iterator[Any]:
+    conn = psycopg2.connect(db_url)
+    conn.autocommit = True
+    yield conn
+    conn.close()
 
 
 @pytest.fixture()
@@ -234,3 +240,50 @@ def test_windows_stored_in_one_statement_follow_the_same_rules(cur: Any) -> None
     assert suspicious_alerts(cur, "u-6") == [(f"suspicious_activity-u-6-{T0:%Y%m%dT%H%M%S}", "HIGH", 0.95)]  # MEDIUM raised
     cur.execute("UPDATE actor_windows SET fraud_known_at = window_end WHERE actor_id = 'u-1'")  # a label
     assert alert_row(cur, "a-1")["score"] == 0.92  # an update that leaves the scores alone changes nothing
+
+
+def _actor_windows_tuples_read(cur: Any) -> int:
+    """Tuples read from actor_windows so far, by any index or sequential scan, as flushed by the
+    sessions (this one's first; the snapshot is cleared, so this is the current count)."""
+    cur.execute("SELECT pg_stat_force_next_flush()")  # flushed before the statement answers
+    cur.execute("SELECT pg_stat_clear_snapshot()")
+    cur.execute("SELECT coalesce(sum(idx_tup_read), 0) + (SELECT coalesce(seq_tup_read, 0) FROM pg_stat_user_tables "
+                "WHERE relname = 'actor_windows') FROM pg_stat_user_indexes WHERE relname = 'actor_windows'")
+    return int(cur.fetchone()[0])
+
+
+def test_an_alert_of_an_actor_with_a_long_history_reads_only_the_windows_near_it(cur: Any, db_url: str) -> None:
+    """Migration 017: the lookup is bounded below by the window length, so an actor's week of
+    windows is not read for each of its alerts; and the result is the same as unbounded."""
+    cur.execute("""
+        INSERT INTO actor_windows (actor_id, domain, window_start, window_end, event_count, features, score,
+                                   score_status, model_version, scored_at)
+        SELECT 'u-old', 'ecommerce', t, t + interval '1 minute', 1, '{}'::jsonb, 0.99, 'scored', '3', t
+          FROM generate_series(%(t0)s - interval '3000 minutes', %(t0)s - interval '2 minutes', interval '1 minute') t
+        UNION ALL  -- a busy minute after the alert's start, for a scan by window_end to be no shortcut
+        SELECT 'busy-' || i, 'ecommerce', %(t0)s + interval '1 minute', %(t0)s + interval '2 minutes', 1, '{}'::jsonb, 0.5,
+               'scored', '3', %(t0)s
+          FROM generate_series(1, 3000) i""", {"t0": T0})
+    window(cur, "u-old", -1, 0.05)  # ends at T0: just outside the span below
+    window(cur, "u-old", 0, 0.2)
+    cur.execute("ANALYZE actor_windows")
+    before = _actor_windows_tuples_read(cur)
+    writer = psycopg2.connect(db_url)  # the job's sink, in its own session
+    try:
+        writer.autocommit = True
+        with writer.cursor() as other:
+            alert(other, "a-old", "u-old", 0.8, span_s=48)  # T0 .. T0 + 48 s: window 0 only
+            other.execute("SELECT pg_stat_force_next_flush()")  # its statistics, before it answers
+    finally:
+        writer.close()
+    assert _actor_windows_tuples_read(cur) - before < 100  # unbounded: the 3,000 earlier windows
+    assert (alert_row(cur, "a-old")["score"], alert_row(cur, "a-old")["score_status"]) == (0.2, "scored")
+
+
+def test_a_window_longer_than_a_minute_is_refused(cur: Any) -> None:
+    """The bound of migration 017 holds because the database refuses what would break it."""
+    start = T0 + timedelta(minutes=5)
+    with pytest.raises(psycopg2.errors.CheckViolation, match="actor_windows_at_most_one_minute"):
+        upsert(cur, "actor_windows", "actor_id, window_start", {
+            "actor_id": "u-1", "domain": "ecommerce", "window_start": start,
+            "window_end": start + timedelta(minutes=2), "event_count": 1, "features": "{}"})
