@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Host names that mean this machine: a service there needs no TLS, and its pids are ours to see.
@@ -240,7 +240,11 @@ class Settings:
             path = parts.path if database is None else f"/{database}"
             return urlunsplit((driver, parts.netloc, path, parts.query, parts.fragment))
         name = database or self.pg_database
-        return f"{driver}://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{name}"
+        host = f"[{self.pg_host}]" if ":" in self.pg_host else self.pg_host  # an IPv6 address
+        # percent-encoded: a password holding '@', '/', ':' or '%' would otherwise change the URL's
+        # meaning, and '$' would be expanded by Airflow, which reads the URL from its environment
+        return (f"{driver}://{quote(self.pg_user, safe='')}:{quote(self.pg_password, safe='')}@{host}:"
+                f"{self.pg_port}/{quote(name, safe='')}")
 
     def db_endpoint(self, database: str | None = None) -> DatabaseEndpoint:
         """db_url's parts, for clients that take them apart (JDBC, the loopback checks): so that

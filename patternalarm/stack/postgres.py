@@ -75,14 +75,24 @@ def _as_postgres(sql: str) -> str:
     return proc.stdout.strip()
 
 
+def sql_literal(value: str) -> str:
+    """A string constant for SQL built here (role and database names, a password from the
+    environment): a quote in a password must not end the string."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _ensure_role_and_databases(settings: Settings) -> None:
     role, password = settings.pg_user, settings.pg_password
-    if _as_postgres(f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'") != "1":
+    if _as_postgres(f"SELECT 1 FROM pg_roles WHERE rolname = {sql_literal(role)}") != "1":
         # CREATEDB lets the test suite make throw-away databases.
-        _as_postgres(f"CREATE ROLE \"{role}\" LOGIN CREATEDB PASSWORD '{password}'")
+        _as_postgres(f"CREATE ROLE {sql_identifier(role)} LOGIN CREATEDB PASSWORD {sql_literal(password)}")
     for database in (settings.pg_database, *PROJECT_DATABASES):
-        if _as_postgres(f"SELECT 1 FROM pg_database WHERE datname = '{database}'") != "1":
-            _as_postgres(f"CREATE DATABASE \"{database}\" OWNER \"{role}\"")
+        if _as_postgres(f"SELECT 1 FROM pg_database WHERE datname = {sql_literal(database)}") != "1":
+            _as_postgres(f"CREATE DATABASE {sql_identifier(database)} OWNER {sql_identifier(role)}")
 
 
 def psql(settings: Settings, sql: str | None = None, file: Path | None = None,

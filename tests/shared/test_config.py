@@ -59,3 +59,15 @@ def test_database_endpoint_from_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = config.load()
     assert settings.db_endpoint().password == "p@ss" and settings.db_endpoint().on_loopback
     assert settings.jdbc_url() == "jdbc:postgresql://[::1]:5433/alerts"
+
+
+def test_database_url_encodes_a_password_with_url_characters(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PA_DATABASE_URL", "PA_PG_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PA_PG_HOST", "::1")
+    monkeypatch.setenv("PA_PG_USER", "ana lyst")
+    monkeypatch.setenv("PA_PG_PASSWORD", "p@ss:w/rd?#%$HOME'")
+    settings = config.load()
+    assert settings.db_url("mlflow") == "postgresql://ana%20lyst:p%40ss%3Aw%2Frd%3F%23%25%24HOME%27@[::1]:5432/mlflow"
+    assert settings.db_endpoint("mlflow") == config.DatabaseEndpoint("::1", 5432, "mlflow", "ana lyst",
+                                                                     "p@ss:w/rd?#%$HOME'")
