@@ -65,7 +65,9 @@ from typing import Iterable, NamedTuple, Sequence
 from patternalarm.features import FEATURE_NAMES, MISSING
 
 HORIZONS: tuple[tuple[str, int], ...] = (("1h", 60), ("1d", 1440), ("7d", 10080))  # (suffix, minutes)
-WINDOW_MINUTES = 1  # the stream's tumbling window
+# The stream's tumbling window, defined here once: the detection job's TUMBLE, training's Spark
+# window and the history ranges use it; the database refuses longer windows (migration 017).
+WINDOW_MINUTES = 1
 
 _KINDS = ("actor_txn_count", "actor_amount_mean", "actor_fraud_rate",
           "cp_window_count", "cp_amount_mean", "cp_fraud_rate")

@@ -35,7 +35,7 @@ from patternalarm import config, events, features, history_features
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-WINDOW = "1 minute"  # the detection job's TUMBLE size: INTERVAL '1' MINUTE
+WINDOW = f"{history_features.WINDOW_MINUTES} minutes"  # the detection job's TUMBLE size
 TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"  # events.TIMESTAMP_PATTERN, in Spark's datetime syntax
 # The contract field holding the amount per domain: features.txn_from_event's rule.
 AMOUNT_FIELD = {d: ("value" if d == "iot" else "amount") for d in events.DOMAINS}

@@ -30,6 +30,7 @@ from patternalarm.config import Settings
 from patternalarm.stack import processes
 from streaming import contract_sql, event_stream, iot_detectors, patterns, player_history
 from patternalarm.features import FEATURES, sql_select_list
+from patternalarm.history_features import WINDOW_MINUTES
 
 if TYPE_CHECKING:
     from pyflink.common import JobClient
@@ -186,8 +187,8 @@ def windows_sink_ddl(settings: Settings) -> str:
 
 
 def actor_windows_query() -> str:
-    """Per-actor 1-minute feature windows: the model's inputs, from the shared feature definitions,
-    with the window's distinct counterparties (for the history features)."""
+    """Per-actor tumbling feature windows (WINDOW_MINUTES): the model's inputs, from the shared feature
+    definitions, with the window's distinct counterparties (for the history features)."""
     return f"""
 SELECT actor_id, domain, window_start, window_end, CAST(txn_count AS BIGINT) AS event_count,
   {", ".join(f.name for f in FEATURES)}, counterparties
@@ -195,7 +196,7 @@ FROM (
   SELECT actor_id, domain, window_start, window_end,
   {sql_select_list()},
   ARRAY_AGG(DISTINCT counterparty) FILTER (WHERE counterparty IS NOT NULL) AS counterparties
-  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '{WINDOW_MINUTES}' MINUTE))
   GROUP BY actor_id, domain, window_start, window_end
 )"""
 

@@ -15,6 +15,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
+from patternalarm.history_features import WINDOW_MINUTES
 from tests.support.databases import scratch_database
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
@@ -280,10 +281,14 @@ def test_an_alert_of_an_actor_with_a_long_history_reads_only_the_windows_near_it
     assert (alert_row(cur, "a-old")["score"], alert_row(cur, "a-old")["score_status"]) == (0.2, "scored")
 
 
-def test_a_window_longer_than_a_minute_is_refused(cur: Any) -> None:
-    """The bound of migration 017 holds because the database refuses what would break it."""
+def test_a_window_longer_than_the_jobs_is_refused(cur: Any) -> None:
+    """The bound of migration 017 holds because the database refuses what would break it: a window
+    of the job's length is stored, a second longer is not (so a change of WINDOW_MINUTES that
+    forgets the constraint fails here, not as wrong scores)."""
     start = T0 + timedelta(minutes=5)
+    row = {"actor_id": "u-1", "domain": "ecommerce", "window_start": start,
+           "window_end": start + timedelta(minutes=WINDOW_MINUTES), "event_count": 1, "features": "{}"}
+    upsert(cur, "actor_windows", "actor_id, window_start", row)
     with pytest.raises(psycopg2.errors.CheckViolation, match="actor_windows_at_most_one_minute"):
-        upsert(cur, "actor_windows", "actor_id, window_start", {
-            "actor_id": "u-1", "domain": "ecommerce", "window_start": start,
-            "window_end": start + timedelta(minutes=2), "event_count": 1, "features": "{}"})
+        upsert(cur, "actor_windows", "actor_id, window_start",
+               {**row, "window_end": row["window_end"] + timedelta(seconds=1)})
