@@ -43,6 +43,11 @@ class DatabaseEndpoint:
         return "disable" if self.on_loopback else None
 
 
+def _url_host(host: str) -> str:
+    """A host as a URL writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name)
     return default if value is None or value == "" else value
@@ -240,7 +245,7 @@ class Settings:
             path = parts.path if database is None else f"/{database}"
             return urlunsplit((driver, parts.netloc, path, parts.query, parts.fragment))
         name = database or self.pg_database
-        host = f"[{self.pg_host}]" if ":" in self.pg_host else self.pg_host  # an IPv6 address
+        host = _url_host(self.pg_host)
         # percent-encoded: a password holding '@', '/', ':' or '%' would otherwise change the URL's
         # meaning, and '$' would be expanded by Airflow, which reads the URL from its environment
         return (f"{driver}://{quote(self.pg_user, safe='')}:{quote(self.pg_password, safe='')}@{host}:"
@@ -257,8 +262,7 @@ class Settings:
 
     def jdbc_url(self, database: str | None = None) -> str:
         end = self.db_endpoint(database)
-        host = f"[{end.host}]" if ":" in end.host else end.host
-        return f"jdbc:postgresql://{host}:{end.port}/{end.database}"
+        return f"jdbc:postgresql://{_url_host(end.host)}:{end.port}/{end.database}"
 
     def resolved_serving_url(self) -> str:
         return self.serving_url or f"http://{self.serving_host}:{self.serving_port}"

@@ -135,10 +135,6 @@ class IncidentApi:
                    {"verdict": verdict, "note": note, "analyst": ANALYST})
 
 
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def load_truth(settings: Settings, actor_ids: Iterable[str]) -> dict[str, list[Truth]]:
     """Ground-truth instances of these partition keys, by key (one query)."""
     actors = sorted(set(actor_ids))
@@ -148,7 +144,7 @@ def load_truth(settings: Settings, actor_ids: Iterable[str]) -> dict[str, list[T
         SELECT coalesce(json_agg(json_build_object(
                  'instance_id', instance_id, 'pattern', pattern, 'actor_id', actor_id,
                  'transaction_ids', transaction_ids, 'first', first_event_time, 'last', last_event_time)), '[]')
-          FROM ground_truth WHERE actor_id IN ({', '.join(_sql_literal(a) for a in actors)})""")
+          FROM ground_truth WHERE actor_id IN ({', '.join(postgres.sql_literal(a) for a in actors)})""")
     by_actor: dict[str, list[Truth]] = {}
     for r in json.loads(rows or "[]"):
         by_actor.setdefault(r["actor_id"], []).append(Truth(

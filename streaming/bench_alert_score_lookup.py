@@ -15,8 +15,6 @@ Prints per-alert times and their ratio; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import re
 import statistics
 import sys
@@ -27,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from streaming.bench_job import machine  # noqa: E402
 from tests.support.databases import scratch_database  # noqa: E402
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "sql" / "migrations"
@@ -88,10 +87,9 @@ def main() -> int:
     parser.add_argument("--busy", type=int, default=20_000, help="other actors' windows in the last minute")
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "?")
-    print(f"machine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    host = machine()
+    print(f"machine: {host['nproc']} cores, {host['cpu']}, Python {host['python']}, "
+          f"load average {host['loadavg_1m_at_start']:.2f}")
     versions = {"004 (unbounded, baseline)": lookup_function("004_window_scoring.sql"),
                 f"{current_migration()[:3]} (current)": lookup_function(current_migration())}
     with scratch_database("pa_bench_alert_lookup") as settings:

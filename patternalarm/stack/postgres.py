@@ -76,8 +76,8 @@ def _as_postgres(sql: str) -> str:
 
 
 def sql_literal(value: str) -> str:
-    """A string constant for SQL built here (role and database names, a password from the
-    environment): a quote in a password must not end the string."""
+    """A string constant for SQL built as text (psql -c here, the analyst simulator's look-up): a
+    quote inside, as in a password from the environment, must not end the string."""
     return "'" + value.replace("'", "''") + "'"
 
 
