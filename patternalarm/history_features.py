@@ -271,10 +271,11 @@ def postgres_sql(keys_sql: str, key_parties_sql: str) -> str:
 
     ``keys_sql`` selects (i bigint, actor_id text, ws timestamptz), one row per key; ``key_parties_sql``
     selects (i, cp text), the key's counterparties. Parameter: ``%(delay)s`` (minutes, int). Output
-    columns: i, then HISTORY_FEATURE_NAMES. Reads actor_windows and counterparty_windows with their
-    ``fraud_known_at`` (migration 010), counterparty_hours (011) and counterparty_minutes (014), and
-    the table's earliest ``window_start`` (index of 012) for ``history_coverage_min``; each distinct
-    (counterparty, ws) of the batch is summed once, whatever the number of keys sharing it.
+    columns: i, then HISTORY_FEATURE_NAMES. Reads actor_windows with its ``fraud_known_at`` (migration
+    010), counterparty_hours (011), counterparty_minutes (014) and the fraud windows' counterparty
+    rows (counterparty_fraud_windows, 018), and the table's earliest ``window_start`` (index of 012)
+    for ``history_coverage_min``; each distinct (counterparty, ws) of the batch is summed once,
+    whatever the number of keys sharing it.
     """
     hour = "interval '1 hour'"
     whole_hour = "h.hour >= {a} AND h.hour <= {b} - " + hour
@@ -327,8 +328,8 @@ WITH keys AS MATERIALIZED (
    GROUP BY c.i, c.cp
 ), cp_fraud AS (
   SELECT kp.i, kp.cp, {fraud_counts}
-    FROM key_parties kp JOIN counterparty_windows w
-      ON w.counterparty = kp.cp AND w.fraud_known_at IS NOT NULL AND w.fraud_known_at <= kp.cutoff
+    FROM key_parties kp JOIN counterparty_fraud_windows w
+      ON w.counterparty = kp.cp AND w.fraud_known_at <= kp.cutoff
      AND w.window_start >= kp.first AND w.window_start < kp.cutoff AND w.actor_id <> kp.actor_id
    GROUP BY kp.i, kp.cp
 ), party_hist AS (

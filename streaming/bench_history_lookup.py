@@ -191,8 +191,10 @@ def main() -> int:
         cur = conn.cursor()
         started = time.monotonic()
         stored, per_actor = seed(cur, args.rows, rng)
-        cur.execute("SELECT count(*) FROM counterparty_windows")
-        print(f"seeded {stored:,} actor_windows ({per_actor} per actor), {cur.fetchone()[0]:,} counterparty rows "
+        cur.execute("SELECT (SELECT count(*) FROM counterparty_minutes), (SELECT count(*) FROM counterparty_fraud_windows)")
+        minutes, fraud = cur.fetchone()
+        print(f"seeded {stored:,} actor_windows ({per_actor} per actor), {minutes:,} counterparty minute rows, "
+              f"{fraud:,} fraud windows' counterparty rows "
               f"in {time.monotonic() - started:.1f} s")
         if args.busy_games_per_min:
             started = time.monotonic()

@@ -140,8 +140,11 @@ def healthy(settings: Settings) -> tuple[bool, str]:
     return True, f"server {version}, schema at {applied}"
 
 
-def migrate(settings: Settings) -> list[str]:
-    """Apply pending migrations in order; return the versions applied now."""
+def migrate(settings: Settings, until: str | None = None) -> list[str]:
+    """Apply pending migrations in order; return the versions applied now.
+
+    ``until`` (a version's number, e.g. "017") stops after that migration: tests of a migration on
+    data written under the schema before it, and benches comparing the two, start there."""
     psql(settings, "CREATE TABLE IF NOT EXISTS schema_migrations ("
                    " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
     done = set(psql(settings, "SELECT version FROM schema_migrations").split())
@@ -150,6 +153,8 @@ def migrate(settings: Settings) -> list[str]:
         version = path.stem
         if version in done:
             continue
+        if until is not None and version.split("_", 1)[0] > until:
+            break
         wrapped = path.read_text() + f"\nINSERT INTO schema_migrations (version) VALUES ('{version}');\n"
         psql(settings, wrapped, single_transaction=True)
         applied.append(version)

@@ -108,13 +108,23 @@ def test_an_unknown_actor_has_the_empty_history_and_order_is_kept(cur: Any) -> N
     assert history_features(cur, [], label_delay_min=0) == []
 
 
+# The counterparty rows the fraud windows should have (migration 018): one per distinct counterparty
+# of every window whose fraud_known_at is set, carrying it.
+WANTED_FRAUD_ROWS = ("SELECT DISTINCT p, w.window_start, w.actor_id, w.fraud_known_at "
+                     "FROM actor_windows w, unnest(w.counterparties) p "
+                     "WHERE p IS NOT NULL AND w.fraud_known_at IS NOT NULL")
+
+
 def stale_labels(cur: Any) -> int:
-    """Windows and counterparty rows whose stored fraud_known_at (migration 010) is not what the
-    labels say now (pa_fraud_known_at)."""
+    """Windows whose stored fraud_known_at (migration 010) is not what the labels say now
+    (pa_fraud_known_at), plus counterparty_fraud_windows rows missing, left over or differing from
+    their window's (018)."""
     cur.execute("SELECT (SELECT count(*) FROM actor_windows "
                 "         WHERE fraud_known_at IS DISTINCT FROM pa_fraud_known_at(actor_id, window_start)) "
-                "     + (SELECT count(*) FROM counterparty_windows c JOIN actor_windows w USING (actor_id, window_start) "
-                "         WHERE c.fraud_known_at IS DISTINCT FROM w.fraud_known_at)")
+                f"     + (SELECT count(*) FROM ({WANTED_FRAUD_ROWS}) want FULL JOIN counterparty_fraud_windows c "
+                "         ON (c.counterparty, c.window_start, c.actor_id, c.fraud_known_at) "
+                "          = (want.p, want.window_start, want.actor_id, want.fraud_known_at) "
+                "         WHERE c.counterparty IS NULL OR want.p IS NULL)")
     return int(cur.fetchone()[0])
 
 
@@ -234,22 +244,17 @@ def test_counterparty_rollups_follow_rewritten_and_deleted_windows(cur: Any) -> 
 
 
 def assert_rollups_recount(cur: Any) -> None:
-    """counterparty_windows holds exactly the rows of the stored windows' counterparties, and both
-    rollups equal a recount of it."""
-    cur.execute("SELECT count(*) FROM (SELECT DISTINCT p, w.window_start, w.actor_id, w.event_count::float8, "
-                "w.amount_sum, w.fraud_known_at FROM actor_windows w, unnest(w.counterparties) p "
-                "WHERE p IS NOT NULL) want FULL JOIN counterparty_windows c "
-                "ON (c.counterparty, c.window_start, c.actor_id, c.txn_count) = (want.p, want.window_start, "
-                "want.actor_id, want.event_count) AND c.amount_sum IS NOT DISTINCT FROM want.amount_sum "
-                "AND c.fraud_known_at IS NOT DISTINCT FROM want.fraud_known_at "
-                "WHERE c.counterparty IS NULL OR want.p IS NULL")
-    assert cur.fetchone()[0] == 0, "counterparty_windows differs from the windows' counterparties"
+    """counterparty_fraud_windows holds exactly the fraud windows' counterparty rows, and both
+    rollups equal a recount of every stored window's distinct counterparties."""
+    assert stale_labels(cur) == 0, "labels or counterparty_fraud_windows differ from the windows"
+    parties = ("(SELECT DISTINCT p AS counterparty, w.actor_id, w.window_start, w.event_count AS txn_count, "
+               "w.amount_sum FROM actor_windows w, unnest(w.counterparties) p WHERE p IS NOT NULL) r")
     for rollup, bucket in (("counterparty_hours", "hour"), ("counterparty_minutes", "window_start")):
         cur.execute(f"SELECT counterparty, {bucket}, windows, txns, amount FROM {rollup}")
         rolled = {(c, h): (n, t, a) for c, h, n, t, a in cur.fetchall()}
         grouped = "date_trunc('hour', window_start, 'UTC')" if bucket == "hour" else "window_start"
-        cur.execute(f"SELECT counterparty, {grouped}, count(*), sum(txn_count), sum(amount_sum) "
-                    "FROM counterparty_windows GROUP BY 1, 2")
+        cur.execute(f"SELECT counterparty, {grouped}, count(*), sum(txn_count)::float8, sum(amount_sum) "
+                    f"FROM {parties} GROUP BY 1, 2")
         recounted = {(c, h): (n, t, a) for c, h, n, t, a in cur.fetchall()}
         assert {k for k, v in rolled.items() if v[0] > 0} == set(recounted), rollup
         for k, (n, t, a) in rolled.items():
@@ -288,22 +293,44 @@ def test_rollups_follow_batched_statements(cur: Any) -> None:
                 (cases.T0,))
     assert cur.fetchone()[0] == 20  # twenty windows of one statement summed into one rollup row
 
+    def label(name: str, w: PastWindow) -> None:
+        cur.execute("INSERT INTO ground_truth (instance_id, run_id, pattern, domain, actor_id, transaction_ids, "
+                    "first_event_time, last_event_time) VALUES (%s, 't', 'p', 'fintech', %s, '[]', %s, %s)",
+                    (name, w.actor_id, w.window_start, w.window_start + timedelta(seconds=30)))
+
+    def fraud_rows() -> int:
+        cur.execute("SELECT count(*) FROM counterparty_fraud_windows")
+        return int(cur.fetchone()[0])
+
+    assert fraud_rows() == 0  # nothing labelled yet: no counterparty rows at all (migration 018)
+    labelled = [w for w in windows if w.counterparties][:12]
+    for j, w in enumerate(labelled):
+        label(f"gt-first-{j}", w)
+    assert fraud_rows() >= len(labelled)
+    assert_rollups_recount(cur)
+
+    sample = {(w.actor_id, w.window_start): w for w in labelled[:6] + rng.sample(windows, 114)}
     changed = [PastWindow(w.actor_id, w.window_start, w.txn_count + 1, (w.amount_sum or 0) + 1,
                           tuple(sorted({*w.counterparties[:1], "c7"} - {None})))  # type: ignore[arg-type]
-               for w in rng.sample(windows, 120)]
+               for w in sample.values()]
     fresh = [PastWindow(f"n{i}", cases.T0 - timedelta(minutes=i), 1.0, 5.0, ("game-0", "c1")) for i in range(30)]
     batch(changed + fresh)  # rewrites and new windows in one statement
     assert_rollups_recount(cur)
     batch(rng.sample(changed, 50), score=0.9)  # rescored: nothing the history reads changes
     assert_rollups_recount(cur)
 
-    labelled = rng.choice(changed)
-    cur.execute("INSERT INTO ground_truth (instance_id, run_id, pattern, domain, actor_id, transaction_ids, "
-                "first_event_time, last_event_time) VALUES ('gt-batch', 't', 'p', 'fintech', %s, '[]', %s, %s)",
-                (labelled.actor_id, labelled.window_start, labelled.window_start + timedelta(seconds=30)))
-    assert stale_labels(cur) == 0
+    cur.execute("SELECT count(*) FROM counterparty_fraud_windows WHERE counterparty = 'c7'")
+    assert cur.fetchone()[0] >= 6  # the labelled windows rewritten to pay c7 carry their label there
+
+    label("gt-batch", rng.choice(changed))
+    assert_rollups_recount(cur)
+    cur.execute("DELETE FROM ground_truth WHERE instance_id LIKE 'gt-first-%%'")  # labels withdrawn
+    assert_rollups_recount(cur)
     cur.execute("DELETE FROM actor_windows WHERE actor_id LIKE 'g%%' OR actor_id LIKE 'n1%%'")
     assert_rollups_recount(cur)
+    cur.execute("DELETE FROM ground_truth")
+    assert_rollups_recount(cur)
+    assert fraud_rows() == 0
 
 
 def test_truncated_labels_and_windows_leave_nothing_behind(cur: Any) -> None:
@@ -316,7 +343,7 @@ def test_truncated_labels_and_windows_leave_nothing_behind(cur: Any) -> None:
     for key, row in zip(keys, history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN), strict=True):
         assert_same(row, reference(unlabelled, key, cases.LABEL_DELAY_MIN), key)
     cur.execute("TRUNCATE alerts, incidents, incident_verdicts, actor_windows")  # as test_window_scoring_db does
-    cur.execute("SELECT (SELECT count(*) FROM counterparty_windows), (SELECT count(*) FROM counterparty_hours), "
+    cur.execute("SELECT (SELECT count(*) FROM counterparty_fraud_windows), (SELECT count(*) FROM counterparty_hours), "
                 "(SELECT count(*) FROM counterparty_minutes)")
     assert cur.fetchone() == (0, 0, 0)
     assert history_features(cur, keys[:3], label_delay_min=0) == [EMPTY] * 3
@@ -350,3 +377,49 @@ def test_the_store_first_window_is_read_through_an_index(cur: Any) -> None:
     cur.execute("EXPLAIN SELECT min(w.window_start) AS first FROM actor_windows w")
     plan = "\n".join(r[0] for r in cur.fetchall())
     assert "actor_windows_start_idx" in plan and "Seq Scan" not in plan, plan
+
+
+def test_migration_018_keeps_the_fraud_rows_and_the_rollups_of_a_populated_store() -> None:
+    """A history store written under 017 (a counterparty row per window and counterparty): 018
+    keeps only the labelled windows' rows, leaves the rollups as they were, and the history query
+    still equals the reference; writes after it keep everything equal to a recount."""
+    from patternalarm.stack import postgres
+
+    rng = random.Random(17)
+    windows = random_windows(rng, 400)
+    with scratch_database("pa_history_018", until="017") as settings:
+        conn = psycopg2.connect(settings.db_url(settings.pg_database))
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cursor:
+                store(cursor, windows)
+                cursor.execute("SELECT count(*), count(fraud_known_at) FROM counterparty_windows")
+                rows, labelled = cursor.fetchone()
+                assert rows > labelled > 0
+                cursor.execute("SELECT * FROM counterparty_hours ORDER BY 1, 2")
+                hours = cursor.fetchall()
+                cursor.execute("SELECT * FROM counterparty_minutes ORDER BY 1, 2")
+                minutes = cursor.fetchall()
+
+                assert postgres.migrate(settings) == ["018_counterparty_rows_for_fraud_windows_only"]
+                cursor.execute("SELECT count(*) FROM counterparty_fraud_windows")
+                assert cursor.fetchone()[0] == labelled
+                cursor.execute("SELECT to_regclass('counterparty_windows')")
+                assert cursor.fetchone()[0] is None
+                cursor.execute("SELECT * FROM counterparty_hours ORDER BY 1, 2")
+                assert cursor.fetchall() == hours
+                cursor.execute("SELECT * FROM counterparty_minutes ORDER BY 1, 2")
+                assert cursor.fetchall() == minutes
+                assert_rollups_recount(cursor)
+                keys = [HistoryKey(w.actor_id, w.window_start, w.counterparties) for w in rng.sample(windows, 40)]
+                for key, row in zip(keys, history_features(cursor, keys, label_delay_min=0), strict=True):
+                    assert_same(row, reference(windows, key, 0), key)
+
+                later = [PastWindow(w.actor_id, w.window_start + timedelta(days=9), w.txn_count, w.amount_sum,
+                                    w.counterparties, w.fraud_known_at and w.fraud_known_at + timedelta(days=9))
+                         for w in windows[:60]]
+                store(cursor, later)
+                cursor.execute("DELETE FROM actor_windows WHERE actor_id = 'r0'")
+                assert_rollups_recount(cursor)
+        finally:
+            conn.close()

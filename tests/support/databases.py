@@ -16,8 +16,9 @@ from patternalarm.stack import postgres
 
 
 @contextmanager
-def scratch_database(prefix: str = "pa_test") -> Iterator[Settings]:
-    """Settings pointing at a fresh, migrated database; PA_PG_DATABASE is set while it lives."""
+def scratch_database(prefix: str = "pa_test", until: str | None = None) -> Iterator[Settings]:
+    """Settings pointing at a fresh, migrated database (up to migration ``until`` if given);
+    PA_PG_DATABASE is set while it lives."""
     base = config.load()
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     postgres.psql(base, f'CREATE DATABASE "{name}"', database="postgres")
@@ -25,7 +26,7 @@ def scratch_database(prefix: str = "pa_test") -> Iterator[Settings]:
     os.environ["PA_PG_DATABASE"] = name
     try:
         settings = config.load()
-        postgres.migrate(settings)
+        postgres.migrate(settings, until)
         yield settings
     finally:
         if previous is None:
