@@ -33,7 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from patternalarm.features import txn_from_event  # noqa: E402
-from patternalarm.history_features import WINDOW_MINUTES  # noqa: E402
+from patternalarm.history_features import MODEL_FEATURE_NAMES, WINDOW_MINUTES  # noqa: E402
 from streaming.bench_job import machine  # noqa: E402
 from streaming.generator import EventStream  # noqa: E402
 from streaming.ground_truth import INSERT as TRUTH_INSERT  # noqa: E402
@@ -54,9 +54,11 @@ class WindowRow:
     parties: set[str] = field(default_factory=set)
 
     def values(self, scored_at: datetime) -> tuple[Any, ...]:
-        """The scorer's UPSERT columns (streaming/window_scorer.py)."""
+        """The scorer's UPSERT columns (streaming/window_scorer.py), with a features document of the
+        scorer's size (every model input; the values are stand-ins: no trigger reads them)."""
+        features = json.dumps({name: float(i + self.events) for i, name in enumerate(MODEL_FEATURE_NAMES)})
         return (self.actor_id, self.domain, self.window_start, self.window_start + timedelta(minutes=WINDOW_MINUTES),
-                self.events, round(self.amount, 2), "{}", sorted(self.parties), 0.1, "scored", "bench", False,
+                self.events, round(self.amount, 2), features, sorted(self.parties), 0.1, "scored", "bench", False,
                 scored_at)
 
 
