@@ -74,7 +74,7 @@ def stream_windows(rate: float, minutes: float, seed: int) -> tuple[list[WindowR
         if truth:
             truths.append(truth)
         txn = txn_from_event(event, now)
-        start = now.replace(second=0, microsecond=0)
+        start = now - timedelta(minutes=now.minute % WINDOW_MINUTES, seconds=now.second, microseconds=now.microsecond)
         row = windows.setdefault((str(event["actor_id"]), start),
                                  WindowRow(str(event["actor_id"]), str(event["domain"]), start))
         row.events += 1
