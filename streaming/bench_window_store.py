@@ -10,10 +10,11 @@ labelled fraud get counterparty rows.
 
 Two scratch databases, one migrated up to 017 and one to the newest migration, receive the same
 windows in the same micro-batches, alternately (which database goes first alternates too), each
-batch its own transaction as the scorer commits it. The windows are the generator's own stream
-(streaming/generator.py on a simulated clock at --rate events a minute, grouped into the job's
-1-minute windows per actor, counterparties and amounts as features.txn_from_event reads them), and
-its ground truth is stored first, as the live stack stores it before the job closes the windows.
+batch stored through the scorer's own WindowStore and upsert (one statement, one transaction). The
+windows are the generator's own stream (streaming/generator.py on a simulated clock at --rate
+events a minute, grouped into the job's windows per actor, counterparties and amounts as
+features.txn_from_event reads them), and its ground truth is stored first (GroundTruthSink), as the
+live stack stores it before the job closes the windows.
 Prints the time per window, the rows each schema holds afterwards and their size; asserts nothing.
 """
 
@@ -36,8 +37,8 @@ from patternalarm.features import txn_from_event  # noqa: E402
 from patternalarm.history_features import MODEL_FEATURE_NAMES, WINDOW_MINUTES  # noqa: E402
 from streaming.bench_job import machine  # noqa: E402
 from streaming.generator import EventStream  # noqa: E402
-from streaming.ground_truth import INSERT as TRUTH_INSERT  # noqa: E402
-from streaming.window_scorer import SESSION_SETTINGS, UPSERT  # noqa: E402
+from streaming.ground_truth import GroundTruthSink  # noqa: E402
+from streaming.window_scorer import WindowStore, upsert  # noqa: E402
 from tests.support.databases import scratch_database  # noqa: E402
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -85,34 +86,23 @@ def stream_windows(rate: float, minutes: float, seed: int) -> tuple[list[WindowR
     return sorted(windows.values(), key=lambda w: w.window_start), truths
 
 
-def connect(settings: Any) -> Any:
-    import psycopg2
-
-    conn = psycopg2.connect(settings.db_url(settings.pg_database))
-    with conn.cursor() as cur:
-        for name, value in SESSION_SETTINGS.items():
-            cur.execute(f"SET {name} = {value}")
-    conn.commit()
-    return conn
-
-
-def store_batch(conn: Any, rows: list[tuple[Any, ...]]) -> float:
-    """One micro-batch as the scorer stores it: one statement, one commit; milliseconds."""
-    from psycopg2.extras import execute_values
-
+def store_batch(store: WindowStore, rows: list[tuple[Any, ...]]) -> float:
+    """One micro-batch as the scorer stores it (its store, its upsert: one statement, one commit);
+    milliseconds."""
     started = time.perf_counter()
-    with conn.cursor() as cur:
-        execute_values(cur, UPSERT, rows, page_size=len(rows))
-    conn.commit()
+    store.transact(lambda cur: upsert(cur, rows))
     return (time.perf_counter() - started) * 1000
 
 
-def table_report(conn: Any) -> str:
-    with conn.cursor() as cur:
+def table_report(store: WindowStore) -> str:
+    """Rows (as ANALYZE estimates them) and size of the tables a stored window writes."""
+    def read(cur: Any) -> list[tuple[str, int, int]]:
+        cur.execute("ANALYZE")
         cur.execute("SELECT c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid) FROM pg_class c "
                     "WHERE c.relname IN ('counterparty_windows', 'counterparty_fraud_windows', 'counterparty_hours', "
                     "'counterparty_minutes', 'actor_windows') AND c.relkind = 'r' ORDER BY 1")
-        return ", ".join(f"{name} ~{rows:,} rows {size / 2**20:.1f} MiB" for name, rows, size in cur.fetchall())
+        return cur.fetchall()
+    return ", ".join(f"{name} ~{rows:,} rows {size / 2**20:.1f} MiB" for name, rows, size in store.transact(read))
 
 
 def main() -> int:
@@ -131,32 +121,29 @@ def main() -> int:
           f"{len(truths)} ground truth records in {time.monotonic() - started:.0f} s")
     with scratch_database("pa_bench_store_before", until=BEFORE) as before, \
             scratch_database("pa_bench_store_after") as after:
-        conns = {"017 (a row per window and counterparty)": connect(before),
-                 "018 (fraud windows' rows only)": connect(after)}
-        for conn in conns.values():
-            with conn.cursor() as cur:
-                for truth in truths:
-                    cur.execute(TRUTH_INSERT, {**truth, "transaction_ids": json.dumps(truth["transaction_ids"])})
-            conn.commit()
-        timings: dict[str, list[float]] = {name: [] for name in conns}
+        stores = {"017 (a row per window and counterparty)": WindowStore(before),
+                  "018 (fraud windows' rows only)": WindowStore(after)}
+        for settings in (before, after):
+            labels = GroundTruthSink(settings)
+            for truth in truths:
+                labels.record(truth)
+            labels.close()
+        timings: dict[str, list[float]] = {name: [] for name in stores}
         scored_at = datetime.now(timezone.utc)
         for i, first in enumerate(range(0, len(windows), args.batch)):
             rows = [w.values(scored_at) for w in windows[first:first + args.batch]]
-            order = list(conns.items()) if i % 2 == 0 else list(reversed(conns.items()))
-            for name, conn in order:
-                timings[name].append(store_batch(conn, rows) / len(rows))
+            order = list(stores.items()) if i % 2 == 0 else list(reversed(stores.items()))
+            for name, store in order:
+                timings[name].append(store_batch(store, rows) / len(rows))
         base = statistics.mean(next(iter(timings.values())))
         for name, values in timings.items():
             values.sort()
             print(f"{name}: per window mean {statistics.mean(values):.3f} ms, p50 {statistics.median(values):.3f}, "
                   f"p90 {values[int(len(values) * 0.9)]:.3f} ms over {len(values)} batches; "
                   f"mean {statistics.mean(values) / base:.2f}x the first")
-        for name, conn in conns.items():
-            with conn.cursor() as cur:
-                cur.execute("ANALYZE")
-            conn.commit()
-            print(f"{name}: {table_report(conn)}")
-            conn.close()
+        for name, store in stores.items():
+            print(f"{name}: {table_report(store)}")
+            store.close()
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
