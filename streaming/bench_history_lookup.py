@@ -41,26 +41,26 @@ def actor(domain: str, i: int) -> str:
     return f"{domain}-{i}"
 
 
-def parties(rng: random.Random, domain: str) -> str:
+def parties(rng: random.Random, domain: str, actors: int = ACTORS_PER_DOMAIN) -> str:
     if domain == "fintech":
-        return "{" + ",".join(f"fintech-{rng.randrange(ACTORS_PER_DOMAIN)}" for _ in range(rng.randint(1, 3))) + "}"
+        return "{" + ",".join(f"fintech-{rng.randrange(actors)}" for _ in range(rng.randint(1, 3))) + "}"
     if domain == "gaming":
         return "{game-" + f"{rng.randrange(40):02d}" + "}"
     return "{}"
 
 
-def seed(cur: object, rows: int, rng: random.Random) -> tuple[int, int]:
+def seed(cur: object, rows: int, rng: random.Random, actors: int = ACTORS_PER_DOMAIN) -> tuple[int, int]:
     domains = ("fintech", "gaming", "ecommerce", "iot")
-    per_actor = max(1, rows // (len(domains) * ACTORS_PER_DOMAIN))
+    per_actor = min(MINUTES, max(1, rows // (len(domains) * actors)))
     windows, truth = io.StringIO(), io.StringIO()
     count = 0
     for d in domains:
-        for i in range(ACTORS_PER_DOMAIN):
+        for i in range(actors):
             for m in sorted(rng.sample(range(MINUTES), per_actor)):
                 start = END - timedelta(minutes=MINUTES - m)
                 n = rng.randint(1, 5)
                 windows.write(f"{actor(d, i)}\t{d}\t{start.isoformat()}\t{(start + timedelta(minutes=1)).isoformat()}"
-                              f"\t{n}\t{n * rng.uniform(5, 200):.2f}\t{parties(rng, d)}\n")
+                              f"\t{n}\t{n * rng.uniform(5, 200):.2f}\t{parties(rng, d, actors)}\n")
                 if rng.random() < 0.02:
                     truth.write(f"gt-{count}\tbench\tp\t{d}\t{actor(d, i)}\t[]\t{(start + timedelta(seconds=5)).isoformat()}"
                                 f"\t{(start + timedelta(seconds=50)).isoformat()}\n")
@@ -99,20 +99,20 @@ def report(what: str, timings: list[float], size: int = 100) -> None:
           f"p50 per window {statistics.median(timings) / size:.3f} ms")
 
 
-def batch_keys(rng: random.Random, size: int) -> list[HistoryKey]:
+def batch_keys(rng: random.Random, size: int, actors: int = ACTORS_PER_DOMAIN) -> list[HistoryKey]:
     """``size`` windows of the minute after the seeded history, of random actors of every domain."""
     domains = ("fintech", "gaming", "ecommerce", "iot")
     keys = []
     for _ in range(size):
         d = domains[rng.randrange(4)]
-        parts = parties(rng, d).strip("{}")
-        keys.append(HistoryKey(actor(d, rng.randrange(ACTORS_PER_DOMAIN)), END,
+        parts = parties(rng, d, actors).strip("{}")
+        keys.append(HistoryKey(actor(d, rng.randrange(actors)), END,
                                tuple(p for p in parts.split(",") if p)))
     return keys
 
 
-def time_lookup(cur: object, rng: random.Random, size: int, delay: int) -> float:
-    keys = batch_keys(rng, size)
+def time_lookup(cur: object, rng: random.Random, size: int, delay: int, actors: int) -> float:
+    keys = batch_keys(rng, size, actors)
     t0 = time.perf_counter()
     history_features(cur, keys, label_delay_min=delay)
     return (time.perf_counter() - t0) * 1000
@@ -123,7 +123,8 @@ SCORER_SESSION = "; ".join(f"SET {name} = {value}" for name, value in SESSION_SE
 SERVER_DEFAULTS = "; ".join(f"RESET {name}" for name in SESSION_SETTINGS)
 
 
-def compare_jit(cur: Any, rng: random.Random, size: int, batches: int, delay: int) -> dict[str, list[float]]:
+def compare_jit(cur: Any, rng: random.Random, size: int, batches: int, delay: int,
+                actors: int) -> dict[str, list[float]]:
     """Lookups alternately with the server's JIT settings (on above jit_above_cost) and as the
     scorer's session runs them (JIT off), in the same process and on the same data: the history
     query's estimated cost grows faster than its batch, and past jit_above_cost compiling it costs
@@ -133,15 +134,15 @@ def compare_jit(cur: Any, rng: random.Random, size: int, batches: int, delay: in
     for _ in range(batches):
         for name, statement in sessions.items():
             cur.execute(statement)
-            timings[name].append(time_lookup(cur, rng, size, delay))
+            timings[name].append(time_lookup(cur, rng, size, delay, actors))
     cur.execute(SERVER_DEFAULTS)
     return timings
 
 
-def planning_ms(cur: Any, rng: random.Random, size: int, delay: int) -> float:
+def planning_ms(cur: Any, rng: random.Random, size: int, delay: int, actors: int) -> float:
     """Planning time of one batch's query (EXPLAIN (SUMMARY) plans it without running it): the part
     of a lookup that does not grow with the batch."""
-    cur.execute("EXPLAIN (SUMMARY) " + LOOKUP_SQL, lookup_parameters(batch_keys(rng, size), delay))
+    cur.execute("EXPLAIN (SUMMARY) " + LOOKUP_SQL, lookup_parameters(batch_keys(rng, size, actors), delay))
     line = next(r[0] for r in cur.fetchall() if r[0].startswith("Planning Time"))
     return float(line.split(":")[1].split()[0])
 
@@ -177,6 +178,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--actors-per-domain", type=int, default=ACTORS_PER_DOMAIN,
+                        help="fewer actors for the same rows: a deeper history per actor (rows = 4 x actors x "
+                             f"{MINUTES} is a window every minute, what the generator's fixed population leaves "
+                             "at CRISIS and above)")
     parser.add_argument("--delay", type=int, default=60, help="label delay in minutes")
     parser.add_argument("--busy-games-per-min", type=int, default=0,
                         help="also seed the last 2 hours with this many gaming windows a minute (a live stream's "
@@ -190,7 +195,7 @@ def main() -> int:
         conn.autocommit = True
         cur = conn.cursor()
         started = time.monotonic()
-        stored, per_actor = seed(cur, args.rows, rng)
+        stored, per_actor = seed(cur, args.rows, rng, args.actors_per_domain)
         cur.execute("SELECT (SELECT count(*) FROM counterparty_minutes), (SELECT count(*) FROM counterparty_fraud_windows)")
         minutes, fraud = cur.fetchone()
         print(f"seeded {stored:,} actor_windows ({per_actor} per actor), {minutes:,} counterparty minute rows, "
@@ -202,10 +207,11 @@ def main() -> int:
             print(f"seeded {busy:,} gaming windows of the last 2 hours ({args.busy_games_per_min} a minute, "
                   f"{args.busy_games_per_min / 40:.0f} per game) in {time.monotonic() - started:.1f} s")
         for size in (int(s) for s in args.batch_sizes.split(",")):
-            timings = compare_jit(cur, rng, size, args.batches, args.delay)
+            timings = compare_jit(cur, rng, size, args.batches, args.delay, args.actors_per_domain)
             for session, values in timings.items():
                 report(f"history lookup, batches of {size} windows, {session}", values, size)
-            print(f"  of which planning: {planning_ms(cur, rng, size, args.delay):.1f} ms per batch")
+            planning = planning_ms(cur, rng, size, args.delay, args.actors_per_domain)
+            print(f"  of which planning: {planning:.1f} ms per batch")
         cur.execute(SCORER_SESSION)  # the upserts as the scorer runs them
         size = int(args.batch_sizes.split(",")[0])
         report(f"scorer upsert of {size} new windows", time_upserts(cur, rng, args.batches, size), size)

@@ -1,4 +1,4 @@
-"""Benchmark: what storing a scored window costs in PostgreSQL, before and after migration 018.
+"""Benchmark: what storing a scored window costs in PostgreSQL, before a migration and after.
 
     PYTHONPATH=. TZ=UTC $(python3 scripts/envs.py python streaming) streaming/bench_window_store.py [--minutes 2]
 
@@ -6,11 +6,14 @@ The window scorer stores each micro-batch with one INSERT ... ON CONFLICT into a
 triggers keep the counterparty rollups and rows the history query reads. Before 018 every window
 wrote a counterparty_windows row per counterparty, which rolled up into counterparty_hours and
 counterparty_minutes; since 018 the rollups are kept from actor_windows directly and only windows
-labelled fraud get counterparty rows.
+labelled fraud get counterparty rows. Since 019 they also keep the actor's own hourly rollups
+(actor_hours, actor_counterparty_hours), so that the history query stops reading every window of
+the actor's week.
 
-Two scratch databases, one migrated up to 017 and one to the newest migration, receive the same
-windows in the same micro-batches, alternately (which database goes first alternates too), each
-batch stored through the scorer's own WindowStore and upsert (one statement, one transaction). The
+Two scratch databases, one migrated up to --before (017 by default: before 018) and one to the
+newest migration, receive the same windows in the same micro-batches, alternately (which database
+goes first alternates too), each batch stored through the scorer's own WindowStore and upsert (one
+statement, one transaction). The
 windows are the generator's own stream (streaming/generator.py on a simulated clock at --rate
 events a minute, grouped into the job's windows per actor, counterparties and amounts as
 features.txn_from_event reads them), and its ground truth is stored first (GroundTruthSink), as the
@@ -42,7 +45,6 @@ from streaming.window_scorer import WindowStore, upsert  # noqa: E402
 from tests.support.databases import scratch_database  # noqa: E402
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
-BEFORE = "017"  # the last schema that wrote a counterparty row for every window
 
 
 @dataclass
@@ -100,7 +102,8 @@ def table_report(store: WindowStore) -> str:
         cur.execute("ANALYZE")
         cur.execute("SELECT c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid) FROM pg_class c "
                     "WHERE c.relname IN ('counterparty_windows', 'counterparty_fraud_windows', 'counterparty_hours', "
-                    "'counterparty_minutes', 'actor_windows') AND c.relkind = 'r' ORDER BY 1")
+                    "'counterparty_minutes', 'actor_windows', 'actor_hours', 'actor_counterparty_hours') "
+                    "AND c.relkind = 'r' ORDER BY 1")
         return cur.fetchall()
     return ", ".join(f"{name} ~{rows:,} rows {size / 2**20:.1f} MiB" for name, rows, size in store.transact(read))
 
@@ -111,6 +114,9 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=2.0, help="minutes of generated stream")
     parser.add_argument("--batch", type=int, default=78, help="windows per micro-batch (a live 1 M/min run's mean)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--before", default="017",
+                        help="the schema to compare with the newest: 017 wrote a counterparty row for every window, "
+                             "018 kept no actor rollups")
     args = parser.parse_args()
 
     print(json.dumps({"machine": machine()}))
@@ -119,10 +125,9 @@ def main() -> int:
     parties = sum(len(w.parties) for w in windows)
     print(f"generated {len(windows):,} windows ({parties:,} counterparties, {parties / len(windows):.2f} a window), "
           f"{len(truths)} ground truth records in {time.monotonic() - started:.0f} s")
-    with scratch_database("pa_bench_store_before", until=BEFORE) as before, \
+    with scratch_database("pa_bench_store_before", until=args.before) as before, \
             scratch_database("pa_bench_store_after") as after:
-        stores = {"017 (a row per window and counterparty)": WindowStore(before),
-                  "018 (fraud windows' rows only)": WindowStore(after)}
+        stores = {f"up to {args.before}": WindowStore(before), "newest": WindowStore(after)}
         for settings in (before, after):
             labels = GroundTruthSink(settings)
             for truth in truths:

@@ -7,9 +7,9 @@
 The definitions and the SQL are ``patternalarm.history_features`` (one definition, held to the
 Python reference and to Spark by tests); this module only binds a batch to it. Reads
 ``actor_windows`` with its ``fraud_known_at`` labels (migration 010), the counterparty rollups (011,
-014) and the fraud windows' counterparty rows (018); the windows being scored need not be stored yet
-(only earlier ones are read). ``label_delay_min`` defaults to PA_LABEL_DELAY_MIN, which training must
-share. Cost: streaming/bench_history_lookup.py.
+014), the fraud windows' counterparty rows (018) and the actor's rollups (019); the windows being
+scored need not be stored yet (only earlier ones are read). ``label_delay_min`` defaults to
+PA_LABEL_DELAY_MIN, which training must share. Cost: streaming/bench_history_lookup.py.
 """
 
 from __future__ import annotations

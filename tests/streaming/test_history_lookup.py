@@ -243,24 +243,39 @@ def test_counterparty_rollups_follow_rewritten_and_deleted_windows(cur: Any) -> 
         assert_same(row, reference(now, key, cases.LABEL_DELAY_MIN), key)
 
 
-def assert_rollups_recount(cur: Any) -> None:
-    """counterparty_fraud_windows holds exactly the fraud windows' counterparty rows, and both
-    rollups equal a recount of every stored window's distinct counterparties."""
+# Every rollup the history query reads, as (table, its key columns, a recount of actor_windows keyed the
+# same way): counterparties per hour (011) and per minute (014), the actor per hour and per
+# counterparty and hour (019). A window counts once per distinct counterparty.
+_PARTIES = ("(SELECT DISTINCT p AS counterparty, w.actor_id, w.window_start, w.event_count, w.amount_sum "
+            "FROM actor_windows w, unnest(w.counterparties) p WHERE p IS NOT NULL) w")
+_HOUR = "date_trunc('hour', w.window_start, 'UTC')"
+_SUMS = "count(*), sum(w.event_count)::float8, sum(w.amount_sum), count(w.amount_sum)"
+ROLLUPS = (
+    ("counterparty_hours", "counterparty, hour",
+     f"SELECT counterparty, {_HOUR}, {_SUMS} FROM {_PARTIES} GROUP BY 1, 2"),
+    ("counterparty_minutes", "counterparty, window_start",
+     f"SELECT counterparty, window_start, {_SUMS} FROM {_PARTIES} GROUP BY 1, 2"),
+    ("actor_hours", "actor_id, hour", f"SELECT actor_id, {_HOUR}, {_SUMS} FROM actor_windows w GROUP BY 1, 2"),
+    ("actor_counterparty_hours", "actor_id, counterparty, hour",
+     f"SELECT actor_id, counterparty, {_HOUR}, {_SUMS} FROM {_PARTIES} GROUP BY 1, 2, 3"),
+)
+
+
+def assert_rollups_recount(cur: Any, rollups: tuple[tuple[str, str, str], ...] = ROLLUPS) -> None:
+    """counterparty_fraud_windows holds exactly the fraud windows' counterparty rows, and every
+    rollup equals a recount of the stored windows (rows left at zero by deletes count as absent)."""
     assert stale_labels(cur) == 0, "labels or counterparty_fraud_windows differ from the windows"
-    parties = ("(SELECT DISTINCT p AS counterparty, w.actor_id, w.window_start, w.event_count AS txn_count, "
-               "w.amount_sum FROM actor_windows w, unnest(w.counterparties) p WHERE p IS NOT NULL) r")
-    for rollup, bucket in (("counterparty_hours", "hour"), ("counterparty_minutes", "window_start")):
-        cur.execute(f"SELECT counterparty, {bucket}, windows, txns, amount FROM {rollup}")
-        rolled = {(c, h): (n, t, a) for c, h, n, t, a in cur.fetchall()}
-        grouped = "date_trunc('hour', window_start, 'UTC')" if bucket == "hour" else "window_start"
-        cur.execute(f"SELECT counterparty, {grouped}, count(*), sum(txn_count)::float8, sum(amount_sum) "
-                    f"FROM {parties} GROUP BY 1, 2")
-        recounted = {(c, h): (n, t, a) for c, h, n, t, a in cur.fetchall()}
+    for rollup, key, recount in rollups:
+        width = key.count(",") + 1
+        cur.execute(f"SELECT {key}, windows, txns, amount, amounts FROM {rollup}")
+        rolled = {tuple(r[:width]): r[width:] for r in cur.fetchall()}
+        cur.execute(recount)
+        recounted = {tuple(r[:width]): r[width:] for r in cur.fetchall()}
         assert {k for k, v in rolled.items() if v[0] > 0} == set(recounted), rollup
-        for k, (n, t, a) in rolled.items():
-            want = recounted.get(k, (0, 0.0, 0.0))
-            assert (n, t) == want[:2] and math.isclose(a or 0.0, want[2] or 0.0, rel_tol=1e-9, abs_tol=1e-9), \
-                (rollup, k, (n, t, a), want)
+        for k, (n, t, a, m) in rolled.items():
+            want = recounted.get(k, (0, 0.0, 0.0, 0))
+            assert (n, t, m) == (want[0], want[1], want[3]) \
+                and math.isclose(a or 0.0, want[2] or 0.0, rel_tol=1e-9, abs_tol=1e-9), (rollup, k, (n, t, a, m), want)
 
 
 def test_rollups_follow_batched_statements(cur: Any) -> None:
@@ -343,9 +358,9 @@ def test_truncated_labels_and_windows_leave_nothing_behind(cur: Any) -> None:
     for key, row in zip(keys, history_features(cur, keys, label_delay_min=cases.LABEL_DELAY_MIN), strict=True):
         assert_same(row, reference(unlabelled, key, cases.LABEL_DELAY_MIN), key)
     cur.execute("TRUNCATE alerts, incidents, incident_verdicts, actor_windows")  # as test_window_scoring_db does
-    cur.execute("SELECT (SELECT count(*) FROM counterparty_fraud_windows), (SELECT count(*) FROM counterparty_hours), "
-                "(SELECT count(*) FROM counterparty_minutes)")
-    assert cur.fetchone() == (0, 0, 0)
+    cur.execute("SELECT (SELECT count(*) FROM counterparty_fraud_windows), "
+                + ", ".join(f"(SELECT count(*) FROM {table})" for table, _, _ in ROLLUPS))
+    assert cur.fetchone() == (0,) * (1 + len(ROLLUPS))
     assert history_features(cur, keys[:3], label_delay_min=0) == [EMPTY] * 3
 
 
@@ -379,10 +394,11 @@ def test_the_store_first_window_is_read_through_an_index(cur: Any) -> None:
     assert "actor_windows_start_idx" in plan and "Seq Scan" not in plan, plan
 
 
-def test_migration_018_keeps_the_fraud_rows_and_the_rollups_of_a_populated_store() -> None:
+def test_migrations_018_and_019_keep_a_populated_store() -> None:
     """A history store written under 017 (a counterparty row per window and counterparty): 018
-    keeps only the labelled windows' rows, leaves the rollups as they were, and the history query
-    still equals the reference; writes after it keep everything equal to a recount."""
+    keeps only the labelled windows' rows and leaves the rollups as they were; 019 fills the actor's
+    rollups from the stored windows; the history query then equals the reference, and writes after
+    it keep everything equal to a recount."""
     from patternalarm.stack import postgres
 
     rng = random.Random(17)
@@ -401,7 +417,7 @@ def test_migration_018_keeps_the_fraud_rows_and_the_rollups_of_a_populated_store
                 cursor.execute("SELECT * FROM counterparty_minutes ORDER BY 1, 2")
                 minutes = cursor.fetchall()
 
-                assert postgres.migrate(settings) == ["018_counterparty_rows_for_fraud_windows_only"]
+                assert postgres.migrate(settings, until="018") == ["018_counterparty_rows_for_fraud_windows_only"]
                 cursor.execute("SELECT count(*) FROM counterparty_fraud_windows")
                 assert cursor.fetchone()[0] == labelled
                 cursor.execute("SELECT to_regclass('counterparty_windows')")
@@ -410,6 +426,11 @@ def test_migration_018_keeps_the_fraud_rows_and_the_rollups_of_a_populated_store
                 assert cursor.fetchall() == hours
                 cursor.execute("SELECT * FROM counterparty_minutes ORDER BY 1, 2")
                 assert cursor.fetchall() == minutes
+                assert_rollups_recount(cursor, ROLLUPS[:2])
+
+                assert postgres.migrate(settings) == ["019_actor_hours"]
+                cursor.execute("SELECT sum(windows) FROM actor_hours")
+                assert cursor.fetchone()[0] == len(windows)
                 assert_rollups_recount(cursor)
                 keys = [HistoryKey(w.actor_id, w.window_start, w.counterparties) for w in rng.sample(windows, 40)]
                 for key, row in zip(keys, history_features(cursor, keys, label_delay_min=0), strict=True):
