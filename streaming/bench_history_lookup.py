@@ -8,9 +8,7 @@ have no counterparty), each active in a random ~1/16 of the minutes, 2% of windo
 truth; then times batches of 100 windows of the last minute (the scorer's batch) and prints the
 per-batch time, then the window scorer's upsert of 100 windows (new, then the same again: what
 the label triggers of migration 010 add to a write). Each batch size is timed alternately with the
-server's JIT settings and as the scorer's session runs it (JIT off, window_scorer.SESSION_SETTINGS),
-both planned each time; then, JIT off, planned each time against the prepared statement the scorer
-uses (streaming/history_lookup.py), alternately.
+server's JIT settings and as the scorer's session runs it (JIT off, window_scorer.SESSION_SETTINGS).
 Prints numbers, asserts nothing.
 """
 
@@ -30,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from patternalarm.history_features import HistoryKey  # noqa: E402
-from streaming.history_lookup import LOOKUP_SQL, PREPARED_NAME, history_features, lookup_parameters  # noqa: E402
+from streaming.history_lookup import LOOKUP_SQL, history_features, lookup_parameters  # noqa: E402
 from streaming.window_scorer import SESSION_SETTINGS  # noqa: E402
 from tests.support.databases import scratch_database  # noqa: E402
 
@@ -113,11 +111,10 @@ def batch_keys(rng: random.Random, size: int, actors: int = ACTORS_PER_DOMAIN) -
     return keys
 
 
-def time_lookup(cur: object, rng: random.Random, size: int, delay: int, actors: int,
-                prepared: bool = False) -> float:
+def time_lookup(cur: object, rng: random.Random, size: int, delay: int, actors: int) -> float:
     keys = batch_keys(rng, size, actors)
     t0 = time.perf_counter()
-    history_features(cur, keys, label_delay_min=delay, prepared=prepared)
+    history_features(cur, keys, label_delay_min=delay)
     return (time.perf_counter() - t0) * 1000
 
 
@@ -138,22 +135,6 @@ def compare_jit(cur: Any, rng: random.Random, size: int, batches: int, delay: in
         for name, statement in sessions.items():
             cur.execute(statement)
             timings[name].append(time_lookup(cur, rng, size, delay, actors))
-    cur.execute(SERVER_DEFAULTS)
-    return timings
-
-
-def compare_prepared(cur: Any, rng: random.Random, size: int, batches: int, delay: int,
-                     actors: int) -> dict[str, list[float]]:
-    """Lookups as the scorer's session runs them, alternately planned each time and through the
-    session's prepared statement (history_lookup.PREPARED_NAME, the scorer's way), same process and data."""
-    cur.execute(SCORER_SESSION)
-    timings: dict[str, list[float]] = {"planned each time": [], "prepared (the scorer's)": []}
-    for _ in range(batches):
-        for name, prepared in (("planned each time", False), ("prepared (the scorer's)", True)):
-            timings[name].append(time_lookup(cur, rng, size, delay, actors, prepared))
-    cur.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = %s", (PREPARED_NAME,))
-    generic, custom = cur.fetchone()
-    print(f"  the prepared statement ran {generic} times on its generic plan, {custom} on custom plans")
     cur.execute(SERVER_DEFAULTS)
     return timings
 
@@ -229,9 +210,6 @@ def main() -> int:
             timings = compare_jit(cur, rng, size, args.batches, args.delay, args.actors_per_domain)
             for session, values in timings.items():
                 report(f"history lookup, batches of {size} windows, {session}", values, size)
-            for way, values in compare_prepared(cur, rng, size, args.batches, args.delay,
-                                                args.actors_per_domain).items():
-                report(f"history lookup, batches of {size} windows, JIT off, {way}", values, size)
             planning = planning_ms(cur, rng, size, args.delay, args.actors_per_domain)
             print(f"  of which planning: {planning:.1f} ms per batch")
         cur.execute(SCORER_SESSION)  # the upserts as the scorer runs them

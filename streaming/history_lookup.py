@@ -14,7 +14,6 @@ PA_LABEL_DELAY_MIN, which training must share. Cost: streaming/bench_history_loo
 
 from __future__ import annotations
 
-import weakref
 from typing import Any, Sequence
 
 from patternalarm import config
@@ -27,17 +26,6 @@ LOOKUP_SQL = postgres_sql(
     "WITH ORDINALITY AS k(actor_id, ws, i)",
     "SELECT p.i, p.cp FROM unnest(%(party_keys)s::bigint[], %(parties)s::text[]) AS p(i, cp)")
 
-# The same statement prepared on the server, once per connection. Planning the query (a dozen CTEs)
-# took ~5 ms a batch, a quarter of a fresh store's lookup of 100 windows (bench_history_lookup.py
-# prints both); a prepared statement is planned for its first executions and then, once PostgreSQL
-# finds its generic plan no costlier, not again.
-PREPARED_NAME = "pa_history_lookup"
-_PARAMETERS = ("actors", "starts", "party_keys", "parties", "delay")
-_PREPARE = (f"PREPARE {PREPARED_NAME} (text[], timestamptz[], bigint[], text[], int) AS "
-            + LOOKUP_SQL.replace("%(delay)s", "$5") % {name: f"${n}" for n, name in enumerate(_PARAMETERS[:4], 1)})
-_EXECUTE = f"EXECUTE {PREPARED_NAME} ({', '.join(f'%({name})s' for name in _PARAMETERS)})"
-_prepared_on: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()  # connection -> backend pid
-
 
 def lookup_parameters(windows: Sequence[HistoryKey], label_delay_min: int | None = None) -> dict[str, Any]:
     """LOOKUP_SQL's parameters for a batch: the keys as arrays, each counterparty with its key's
@@ -48,25 +36,12 @@ def lookup_parameters(windows: Sequence[HistoryKey], label_delay_min: int | None
             "parties": [p for w in windows for p in (w.counterparties or ())], "delay": int(delay)}
 
 
-def _prepare(cursor: Any) -> None:
-    """Prepare the lookup on the cursor's session unless done already (a prepared statement lives
-    as long as its session, whatever happens to the transaction it was prepared in)."""
-    conn = cursor.connection
-    pid = conn.get_backend_pid()  # libpq's, no round trip: a new session (reconnect) prepares again
-    if _prepared_on.get(conn) != pid:
-        cursor.execute(_PREPARE)
-        _prepared_on[conn] = pid
-
-
 def history_features(cursor: Any, windows: Sequence[HistoryKey],
-                     label_delay_min: int | None = None, prepared: bool = True) -> list[dict[str, float]]:
-    """HISTORY_FEATURE_NAMES for each window, in the order given (psycopg2 cursor, one round trip;
-    ``prepared``: through the session's prepared statement, False plans the query each time)."""
+                     label_delay_min: int | None = None) -> list[dict[str, float]]:
+    """HISTORY_FEATURE_NAMES for each window, in the order given (psycopg2 cursor, one round trip)."""
     if not windows:
         return []
-    if prepared:
-        _prepare(cursor)
-    cursor.execute(_EXECUTE if prepared else LOOKUP_SQL, lookup_parameters(windows, label_delay_min))
+    cursor.execute(LOOKUP_SQL, lookup_parameters(windows, label_delay_min))
     rows = cursor.fetchall()
     if len(rows) != len(windows):
         raise RuntimeError(f"history query returned {len(rows)} rows for {len(windows)} windows")

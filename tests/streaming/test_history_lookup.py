@@ -16,7 +16,7 @@ import pytest
 
 from patternalarm.history_features import (COVERAGE, COVERAGE_CAP_MIN, EMPTY, HISTORY_FEATURE_NAMES, HistoryKey,
                                            PastWindow, reference)
-from streaming.history_lookup import PREPARED_NAME, history_features
+from streaming.history_lookup import history_features
 from tests.support import history_cases as cases
 from tests.support.databases import scratch_database
 
@@ -97,32 +97,6 @@ def test_a_verdict_counts_only_once_known_the_delay_before_the_window(cur: Any) 
                              cases.T0 - timedelta(minutes=61)) for w in cases.windows()]
     assert_same(after, reference(relabelled, key, cases.LABEL_DELAY_MIN), key)
     assert after["actor_fraud_rate_1h"] > before["actor_fraud_rate_1h"]
-
-
-def test_the_prepared_lookup_equals_the_planned_one_once_per_session() -> None:
-    """The scorer's lookup runs as a statement prepared once per session (planning is a quarter of a
-    small batch's time): it answers what the query planned each time answers, past PostgreSQL's
-    first five custom plans, and a new session prepares it again."""
-    keys = cases.keys()
-    with scratch_database("pa_history_prepared") as settings:
-        sessions = [psycopg2.connect(settings.db_url(settings.pg_database)) for _ in range(2)]
-        try:
-            first, second = (conn.cursor() for conn in sessions)
-            store(first, cases.windows())
-            sessions[0].commit()
-            planned = history_features(first, keys, label_delay_min=cases.LABEL_DELAY_MIN, prepared=False)
-            for key, row in zip(keys, planned, strict=True):
-                assert_same(row, reference(cases.windows(), key, cases.LABEL_DELAY_MIN), key)
-            for _ in range(8):
-                assert history_features(first, keys, label_delay_min=cases.LABEL_DELAY_MIN) == planned
-            assert history_features(first, keys[:1], label_delay_min=cases.LABEL_DELAY_MIN) == planned[:1]
-            first.execute("SELECT count(*), sum(generic_plans + custom_plans) FROM pg_prepared_statements "
-                          "WHERE name = %s", (PREPARED_NAME,))
-            assert first.fetchone() == (1, 9)
-            assert history_features(second, keys, label_delay_min=cases.LABEL_DELAY_MIN) == planned
-        finally:
-            for conn in sessions:
-                conn.close()
 
 
 def test_an_unknown_actor_has_the_empty_history_and_order_is_kept(cur: Any) -> None:
