@@ -198,19 +198,6 @@ def _bounds() -> str:
     return ", ".join(cols)
 
 
-def _actor_aggregates() -> list[str]:
-    """Per-horizon sums over the actor's windows ``w`` joined to their key ``k``."""
-    parts = []
-    for suffix, _ in HORIZONS:
-        in_counts = f"w.window_start >= k.n_{suffix}"
-        in_rates = f"w.window_start >= k.r_{suffix} AND w.window_start < k.cutoff"
-        parts += [f"SUM(w.event_count::float8) FILTER (WHERE {in_counts}) AS txns_{suffix}",
-                  f"SUM(w.amount_sum) FILTER (WHERE {in_counts}) AS amount_{suffix}",
-                  f"COUNT(*) FILTER (WHERE {in_rates}) AS labelled_{suffix}",
-                  f"COUNT(*) FILTER (WHERE {in_rates} AND w.fraud_known_at <= k.cutoff) AS fraud_{suffix}"]
-    return parts
-
-
 def _party_sums(inside: str, windows: str, txns: str, amount: str, amounts: str) -> list[str]:
     """windows/txns/amount/amounts per range; ``inside`` formats to the filter of rows in {a}..{b}."""
     parts = []
