@@ -8,7 +8,8 @@ wrote a counterparty_windows row per counterparty, which rolled up into counterp
 counterparty_minutes; since 018 the rollups are kept from actor_windows directly and only windows
 labelled fraud get counterparty rows. Since 019 they also keep the actor's own hourly rollups
 (actor_hours, actor_counterparty_hours), so that the history query stops reading every window of
-the actor's week.
+the actor's week; since 020 one trigger function per event keeps all of them (019 had added a
+second set of triggers).
 
 Two scratch databases, one migrated up to --before (017 by default: before 018) and one to the
 newest migration, receive the same windows in the same micro-batches, alternately (which database

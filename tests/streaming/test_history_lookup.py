@@ -394,11 +394,19 @@ def test_the_store_first_window_is_read_through_an_index(cur: Any) -> None:
     assert "actor_windows_start_idx" in plan and "Seq Scan" not in plan, plan
 
 
-def test_migrations_018_and_019_keep_a_populated_store() -> None:
+def rollup_writers(cursor: Any) -> set[str]:
+    """The functions whose body writes the actor's rollups: 019 had a second set of triggers for
+    them next to 018's, 020 one function per event for all the derived tables."""
+    cursor.execute("SELECT proname FROM pg_proc WHERE prosrc ~ 'INSERT INTO actor_hours'"
+                   " OR prosrc ~ 'TRUNCATE[^;]*actor_hours'")
+    return {row[0] for row in cursor.fetchall()}
+
+
+def test_migrations_018_to_020_keep_a_populated_store() -> None:
     """A history store written under 017 (a counterparty row per window and counterparty): 018
     keeps only the labelled windows' rows and leaves the rollups as they were; 019 fills the actor's
-    rollups from the stored windows; the history query then equals the reference, and writes after
-    it keep everything equal to a recount."""
+    rollups from the stored windows; 020 leaves one trigger function per event writing them; the
+    history query then equals the reference, and writes after it keep everything equal to a recount."""
     from patternalarm.stack import postgres
 
     rng = random.Random(17)
@@ -428,9 +436,14 @@ def test_migrations_018_and_019_keep_a_populated_store() -> None:
                 assert cursor.fetchall() == minutes
                 assert_rollups_recount(cursor, ROLLUPS[:2])
 
-                assert postgres.migrate(settings) == ["019_actor_hours"]
+                assert postgres.migrate(settings, until="019") == ["019_actor_hours"]
                 cursor.execute("SELECT sum(windows) FROM actor_hours")
                 assert cursor.fetchone()[0] == len(windows)
+                assert_rollups_recount(cursor)
+
+                assert postgres.migrate(settings) == ["020_one_trigger_set_on_actor_windows"]
+                assert rollup_writers(cursor) == {
+                    "window_history_on_insert", "pa_apply_window_changes", "window_history_truncate"}
                 assert_rollups_recount(cursor)
                 keys = [HistoryKey(w.actor_id, w.window_start, w.counterparties) for w in rng.sample(windows, 40)]
                 for key, row in zip(keys, history_features(cursor, keys, label_delay_min=0), strict=True):
