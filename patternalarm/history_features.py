@@ -58,6 +58,7 @@ Standard library only (every virtualenv imports it).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, NamedTuple, Sequence
@@ -388,5 +389,10 @@ SELECT k.i, {', '.join(_final_columns())},
 
 
 def definition_text() -> str:
-    """What a model's history inputs depend on (for the training run's feature fingerprint)."""
-    return f"{HORIZONS}|{_KINDS}|{MISSING}|" + postgres_sql("keys", "parties")
+    """What a model's history inputs mean (for the training run's feature fingerprint): the names and
+    constants and the Python definition's source, not an engine's query. The query is an
+    implementation held to the definition by the parity tests, so rewriting it for speed (as the
+    migrations 018 and 019 did) must not change the fingerprint; changing a definition must."""
+    definition = (_Acc, _minutes, _accumulate, reference, coverage, model_row)
+    return "|".join([repr((MODEL_FEATURE_NAMES, HORIZONS, WINDOW_MINUTES, MISSING, COVERAGE_CAP_MIN, EMPTY)),
+                     *(inspect.getsource(part) for part in definition)])

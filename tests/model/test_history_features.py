@@ -74,3 +74,16 @@ def test_a_history_file_gets_the_same_history_features(spark_local: Any, tmp_pat
     windows, _ = history.labelled_windows(spark_local, path, mapping)
     assert windows.columns[-len(MODEL_FEATURE_NAMES):] == list(MODEL_FEATURE_NAMES)
     assert_matches_reference(by_key(windows), cases.windows(), config.load().label_delay_min)
+
+
+def test_the_feature_fingerprint_follows_the_definitions_not_the_query(monkeypatch: Any) -> None:
+    """A training run records a fingerprint of the feature definitions (``patternalarm.features_sha``).
+    Rewriting PostgreSQL's query for speed (migrations 018, 019) changed it while the features stayed
+    the same; now only the definition (names, constants, the Python reference) does."""
+    from patternalarm import history_features
+
+    before = history_features.definition_text()
+    monkeypatch.setattr(history_features, "postgres_sql", lambda keys, parties: "SELECT 1")
+    assert history_features.definition_text() == before
+    monkeypatch.setattr(history_features, "HORIZONS", (("1h", 60), ("1d", 1440)))
+    assert history_features.definition_text() != before
