@@ -7,7 +7,7 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH),)
 STREAMING_PY = $$($(PY) scripts/envs.py python streaming)
 AIRFLOW_PY = $$($(PY) scripts/envs.py python airflow)
 
-.PHONY: help setup up down status urls demo test test-unit replay generate evaluate analyst train retrain backtest
+.PHONY: help setup up down status urls demo test test-unit replay generate evaluate analyst train retrain backtest prune-history
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,10 @@ analyst: ## a simulated analyst judging incidents from ground truth until Ctrl-C
 
 evaluate: ## incidents versus ground truth: precision, recall, F1 per pattern, detection delay [RUN=run-id]
 	@$(STREAMING_PY) -m streaming.evaluate $(if $(RUN),--run-id $(RUN),)
+
+prune-history: ## delete scored windows older than PA_HISTORY_RETENTION_DAYS (38) from the history store [ARGS="--days 45"]
+	@$(STACK) up postgres
+	@$(STREAMING_PY) -m streaming.history_retention $(ARGS)
 
 generate: ## write events to a file offline: make generate OUT=events.jsonl DURATION=10m [MODE=NORMAL]
 	@$(STREAMING_PY) -m streaming.generator --out "$${OUT:-var/events.jsonl}" --duration "$${DURATION:-10m}" \

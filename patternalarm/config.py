@@ -220,6 +220,11 @@ class Settings:
                                     "may feed the fraud-rate history features of later windows; real "
                                     "operations wait days for chargebacks (the Fraud Detection Handbook uses 7 "
                                     "days). Training and serving must use the same value")
+    history_retention_days: float = _setting("PA_HISTORY_RETENTION_DAYS", 38.0,
+                                             "Scored windows (the history store) older than this many days are "
+                                             "deleted daily (DAG history_store_retention, make prune-history): "
+                                             "the retrain's 30-day lookback plus the 7-day history horizon and "
+                                             "the label delay. Shorter than the horizon plus the delay is refused")
 
     # Generator
     generator_seed: int = _setting("PA_SEED", 42, "Default seed of the event generator")
