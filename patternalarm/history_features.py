@@ -178,6 +178,8 @@ def model_row(window_values: Sequence[float], history: dict[str, float] | None) 
 # shape (019): whole hours from actor_hours and actor_counterparty_hours, the partly covered hours
 # from the actor's windows themselves (at most 60 an hour), so the cost of a key no longer grows
 # with the actor's history (a week of a window every minute: 12 ms a key before, 1.6 ms after).
+# Of a partly covered hour only the part inside the range is read (_edge_runs), and nothing before
+# the hour of the store's first window (_bounds).
 
 def _ranges() -> list[tuple[str, str, str]]:
     """(name, start column, end column) of every range history reads: n_H counts, r_H rates."""
@@ -188,14 +190,18 @@ def _ranges() -> list[tuple[str, str, str]]:
 
 
 def _bounds() -> str:
-    """The keys' range starts (n_H, r_H), cutoff, and ``first``: the earliest start of any range."""
+    """The keys' range starts (n_H, r_H), cutoff, and ``first``: where the reads start, the earliest
+    start of any range or the hour of the store's first window if later (nothing is stored before
+    it, and the hourly rollups key it by its hour; so in a store younger than the horizons the
+    ranges' far ends cost no index probe: the scan's bounds contradict each other)."""
     cols = ["k0.ws - make_interval(mins => %(delay)s) AS cutoff"]
     for suffix, minutes in HORIZONS:
         cols += [f"k0.ws - interval '{minutes} minutes' AS n_{suffix}",
                  f"k0.ws - make_interval(mins => %(delay)s + {minutes}) AS r_{suffix}"]
     longest = max(m for _, m in HORIZONS)
-    cols.append(f"LEAST(k0.ws - interval '{longest} minutes', "
-                f"k0.ws - make_interval(mins => %(delay)s + {longest})) AS first")
+    cols.append(f"GREATEST(LEAST(k0.ws - interval '{longest} minutes', "
+                f"k0.ws - make_interval(mins => %(delay)s + {longest})), "
+                f"(SELECT date_trunc('hour', min(s0.window_start), 'UTC') FROM actor_windows s0)) AS first")
     return ", ".join(cols)
 
 
@@ -267,17 +273,20 @@ def _cp_combine() -> list[str]:
 
 
 def _edge_runs() -> str:
-    """The edge hours of key ``c`` as runs of consecutive hours [lo, hi): one index range scan per run."""
-    hour = "interval '1 hour'"
-    return (f"SELECT min(hour) AS lo, max(hour) + {hour} AS hi "
-            f"FROM (SELECT hour, hour - {hour} * row_number() OVER (ORDER BY hour) AS run "
-            f"FROM (SELECT DISTINCT hour FROM unnest(ARRAY[{_edge_hours()}]) AS t(hour)) d) r GROUP BY run")
-
-
-def _edge_hours() -> str:
-    """The hours some range only partly covers: those holding a range's start or end."""
-    ends = ["c.ws", "c.cutoff"] + [f"c.{a}" for _, a, _ in _ranges()]
-    return ", ".join(f"date_trunc('hour', {e}, 'UTC')" for e in ends)
+    """The parts of hours the ranges of ``c`` (a ws and its range bounds) only partly cover, merged
+    into runs [lo, hi): one index range scan per run and key. A range [a, b) reads whole hours from the rollups and, from the windows, at
+    most [a, next hour) and [hour of b, b) (empty when a or b is on the hour); overlapping or
+    adjacent pieces are one run. At a week of a window every minute that is ~240 windows a key
+    where whole edge hours were ~360."""
+    pieces = " UNION ALL ".join(
+        [f"SELECT {a}, date_trunc('hour', {a}, 'UTC') + interval '1 hour' WHERE {a} > date_trunc('hour', {a}, 'UTC')"
+         for a in sorted({f"c.{a}" for _, a, _ in _ranges()})]
+        + [f"SELECT date_trunc('hour', {b}, 'UTC'), {b} WHERE {b} > date_trunc('hour', {b}, 'UTC')"
+           for b in ("c.ws", "c.cutoff")])
+    return ("SELECT min(lo) AS lo, max(hi) AS hi FROM ("
+            "SELECT lo, hi, count(*) FILTER (WHERE lo > reach) OVER (ORDER BY lo, hi) AS run FROM ("
+            "SELECT lo, hi, coalesce(max(hi) OVER (ORDER BY lo, hi ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), lo)"
+            f" AS reach FROM ({pieces}) AS t(lo, hi)) p) r GROUP BY run")
 
 
 def postgres_sql(keys_sql: str, key_parties_sql: str) -> str:
@@ -310,15 +319,19 @@ WITH keys AS MATERIALIZED (
   SELECT DISTINCT k.cp, {', '.join(f'k2.{c}' for c in ('ws', 'cutoff', 'first'))},
          {', '.join(f'k2.{a}' for _, a, _ in _ranges())}
     FROM key_parties k JOIN keys k2 USING (i)
+), edge_runs AS MATERIALIZED (  -- per distinct ws (a batch usually has one): what its ranges partly cover
+  SELECT c.ws, GREATEST(e.lo, c.first) AS lo, LEAST(e.hi, c.ws) AS hi
+    FROM (SELECT DISTINCT ws, cutoff, first, {', '.join(a for _, a, _ in _ranges())} FROM keys) c
+    CROSS JOIN LATERAL ({_edge_runs()}) e
+   WHERE GREATEST(e.lo, c.first) < LEAST(e.hi, c.ws)
 ), actor_edges AS MATERIALIZED (  -- the actor's windows in the hours its ranges only partly cover
   SELECT c.i, w.window_start, date_trunc('hour', w.window_start, 'UTC') AS hour, w.event_count, w.amount_sum,
          w.counterparties
-    FROM keys c CROSS JOIN LATERAL ({_edge_runs()}) e
+    FROM keys c JOIN edge_runs e USING (ws)
     CROSS JOIN LATERAL (
       SELECT w.window_start, w.event_count, w.amount_sum, w.counterparties
         FROM actor_windows w
-       WHERE w.actor_id = c.actor_id AND w.window_start >= GREATEST(e.lo, c.first)
-         AND w.window_start < LEAST(e.hi, c.ws) OFFSET 0) w
+       WHERE w.actor_id = c.actor_id AND w.window_start >= e.lo AND w.window_start < e.hi OFFSET 0) w
 ), actor_whole AS (
   SELECT c.i, {', '.join(_party_sums(whole_hour, 'h.windows', 'h.txns', 'h.amount', 'h.amounts'))}
     FROM keys c JOIN actor_hours h ON h.actor_id = c.actor_id AND h.hour >= c.first AND h.hour < c.ws
@@ -343,13 +356,12 @@ WITH keys AS MATERIALIZED (
    GROUP BY c.cp, c.ws
 ), cp_edges AS (
   SELECT c.cp, c.ws, {', '.join(_party_sums(edge_row, 'w.windows', 'w.txns', 'w.amount', 'w.amounts'))}
-    FROM cp_keys c CROSS JOIN LATERAL ({_edge_runs()}) e
+    FROM cp_keys c JOIN edge_runs e USING (ws)
     CROSS JOIN LATERAL (  -- OFFSET 0: one index range scan per run, not one of the whole range
       SELECT w.window_start, date_trunc('hour', w.window_start, 'UTC') AS hour, w.windows, w.txns, w.amount,
              w.amounts
         FROM counterparty_minutes w
-       WHERE w.counterparty = c.cp AND w.window_start >= GREATEST(e.lo, c.first)
-         AND w.window_start < LEAST(e.hi, c.ws) OFFSET 0) w
+       WHERE w.counterparty = c.cp AND w.window_start >= e.lo AND w.window_start < e.hi OFFSET 0) w
    GROUP BY c.cp, c.ws
 ), own_whole AS (  -- the actor's own windows touching the counterparty, taken out below
   SELECT c.i, c.cp, {', '.join(_party_sums(whole_hour, 'h.windows', 'h.txns', 'h.amount', 'h.amounts'))}
