@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from expectations import training_set
@@ -29,6 +30,12 @@ def test_extract_labels_reviewed_and_sampled_windows(seeded: object, tmp_path: P
     lineage = json.loads((tmp_path / retrain.LINEAGE_FILE).read_text())
     assert list(rows[0]) == retrain.COLUMNS
     assert lineage["rows"] == len(rows)
+    assert lineage["history_retention_days"] == seeded.history_retention_days
+    assert "lookback_beyond_retention" not in lineage  # 30 days against the default 38
+    with psycopg2.connect(seeded.db_url(seeded.pg_database)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'actor_windows' AND last_analyze IS NOT NULL")
+        assert cur.fetchone()[0] == 1, "the extraction plans with fresh statistics (retrain.ANALYZE_READ_TABLES)"
+    conn.close()
     reviewed = [r for r in rows if r["source"] == "reviewed"]
     sampled = [r for r in rows if r["source"] == "sample"]
     # every window overlapping a verdict is in, labelled by it: 80 fraud (confirmed), 50 legit (false positives)
@@ -155,3 +162,14 @@ def test_extracted_history_is_the_scorers_lookup_or_what_it_logged(seeded: objec
         cur.execute("UPDATE actor_windows SET features = features - %s::text[] "
                     "WHERE actor_id = %s AND window_start = %s",
                     (list(HISTORY_FEATURE_NAMES), logged["actor_id"], keys[0].window_start))
+
+
+def test_a_lookback_beyond_the_retention_is_recorded_in_the_lineage(seeded: object, tmp_path: Path) -> None:
+    """The retention (PA_HISTORY_RETENTION_DAYS) deletes windows the retrain would otherwise read: the
+    run still trains on what is kept, and its lineage says what it could not see."""
+    days = seeded.history_retention_days + 10
+    params = retrain.ExtractParams(sample_rate=0.2, now=retrain_data.end_of_data(), lookback_days=days)
+    retrain.extract(seeded, tmp_path, params)
+    lineage = json.loads((tmp_path / retrain.LINEAGE_FILE).read_text())
+    assert "PA_HISTORY_RETENTION_DAYS" in lineage["lookback_beyond_retention"]
+
