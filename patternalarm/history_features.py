@@ -192,8 +192,8 @@ def _ranges() -> list[tuple[str, str, str]]:
 def _bounds() -> str:
     """The keys' range starts (n_H, r_H), cutoff, and ``first``: where the reads start, the earliest
     start of any range or the hour of the store's first window if later (nothing is stored before
-    it, and the hourly rollups key it by its hour; so in a store younger than the horizons the
-    ranges' far ends cost no index probe: the scan's bounds contradict each other)."""
+    it, and the hourly rollups key it by its hour). In a store younger than the horizons the runs
+    of the ranges' far ends then lie before ``first`` and edge_runs drops them: no index probe."""
     cols = ["k0.ws - make_interval(mins => %(delay)s) AS cutoff"]
     for suffix, minutes in HORIZONS:
         cols += [f"k0.ws - interval '{minutes} minutes' AS n_{suffix}",
@@ -274,10 +274,10 @@ def _cp_combine() -> list[str]:
 
 def _edge_runs() -> str:
     """The parts of hours the ranges of ``c`` (a ws and its range bounds) only partly cover, merged
-    into runs [lo, hi): one index range scan per run and key. A range [a, b) reads whole hours from the rollups and, from the windows, at
-    most [a, next hour) and [hour of b, b) (empty when a or b is on the hour); overlapping or
-    adjacent pieces are one run. At a week of a window every minute that is ~240 windows a key
-    where whole edge hours were ~360."""
+    into runs [lo, hi): one index range scan per run, key and counterparty. A range [a, b) reads
+    whole hours from the rollups and, from the windows, at most [a, next hour) and [hour of b, b)
+    (empty when a or b is on the hour); overlapping or adjacent pieces are one run. At a week of a
+    window every minute that is ~240 windows a key where whole edge hours were ~360."""
     pieces = " UNION ALL ".join(
         [f"SELECT {a}, date_trunc('hour', {a}, 'UTC') + interval '1 hour' WHERE {a} > date_trunc('hour', {a}, 'UTC')"
          for a in sorted({f"c.{a}" for _, a, _ in _ranges()})]
@@ -285,8 +285,8 @@ def _edge_runs() -> str:
            for b in ("c.ws", "c.cutoff")])
     return ("SELECT min(lo) AS lo, max(hi) AS hi FROM ("
             "SELECT lo, hi, count(*) FILTER (WHERE lo > reach) OVER (ORDER BY lo, hi) AS run FROM ("
-            "SELECT lo, hi, coalesce(max(hi) OVER (ORDER BY lo, hi ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), lo)"
-            f" AS reach FROM ({pieces}) AS t(lo, hi)) p) r GROUP BY run")
+            "SELECT lo, hi, coalesce(max(hi) OVER (ORDER BY lo, hi ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),"
+            f" lo) AS reach FROM ({pieces}) AS t(lo, hi)) p) r GROUP BY run")
 
 
 def postgres_sql(keys_sql: str, key_parties_sql: str) -> str:
