@@ -201,7 +201,7 @@ def _bounds() -> str:
     longest = max(m for _, m in HORIZONS)
     cols.append(f"GREATEST(LEAST(k0.ws - interval '{longest} minutes', "
                 f"k0.ws - make_interval(mins => %(delay)s + {longest})), "
-                f"(SELECT date_trunc('hour', min(s0.window_start), 'UTC') FROM actor_windows s0)) AS first")
+                f"date_trunc('hour', s0.first, 'UTC')) AS first")
     return ", ".join(cols)
 
 
@@ -310,8 +310,10 @@ def postgres_sql(keys_sql: str, key_parties_sql: str) -> str:
     edge_sums = _party_sums(edge_row, "1", "w.event_count::float8", "COALESCE(w.amount_sum, 0)",
                             "(w.amount_sum IS NOT NULL)::int")
     return f"""
-WITH keys AS MATERIALIZED (
-  SELECT k0.i, k0.actor_id, k0.ws, {_bounds()} FROM ({keys_sql}) k0
+WITH store AS MATERIALIZED (  -- the store's first window: one descent of actor_windows_start_idx (012)
+  SELECT min(w.window_start) AS first FROM actor_windows w
+), keys AS MATERIALIZED (
+  SELECT k0.i, k0.actor_id, k0.ws, {_bounds()} FROM ({keys_sql}) k0 CROSS JOIN store s0
 ), key_parties AS MATERIALIZED (
   SELECT DISTINCT kp.i, kp.cp, k.actor_id, k.ws, k.cutoff, {', '.join(f'k.r_{s}' for s, _ in HORIZONS)}, k.first
     FROM ({key_parties_sql}) kp JOIN keys k USING (i) WHERE kp.cp IS NOT NULL
@@ -395,8 +397,7 @@ SELECT k.i, {', '.join(_final_columns())},
        COALESCE(LEAST({COVERAGE_CAP_MIN}, GREATEST(0, floor(extract(epoch FROM k.ws - s.first) / 60))), 0)::float8
        AS {COVERAGE}
   FROM keys k LEFT JOIN actor_hist a USING (i) LEFT JOIN cp_hist c USING (i)
- CROSS JOIN (SELECT min(w.window_start) AS first FROM actor_windows w) s  -- the store's first window:
-                                              -- one descent of actor_windows_start_idx (012), no scan
+ CROSS JOIN store s
  ORDER BY k.i"""
 
 

@@ -7,7 +7,7 @@
 -- only). A live stream's actors are minutes old, so the bench read a few rows; but an actor active
 -- every minute (the generator's fixed population at CRISIS and above) has ~10,000 windows a week,
 -- and then the query took 12 ms a window instead of ~0.2 (streaming/bench_history_lookup.py
--- --actors-per-domain 50, docs/performance.md "2026-12-07, evening"): at CRISIS's ~900 windows a
+-- --actors-per-domain 50, docs/performance.md "2026-12-07, late afternoon"): at CRISIS's ~900 windows a
 -- second, ten cores. The counterparties had the same problem once and got rollups (011, 014);
 -- this gives the actor's side the same shape:
 --

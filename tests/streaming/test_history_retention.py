@@ -98,5 +98,5 @@ def test_a_retention_shorter_than_the_history_ranges_is_refused(db: tuple[Any, A
     assert len(window_starts(cur)) == 50
 
 
-def test_the_default_retention_is_the_setting() -> None:
+def test_the_default_retention_keeps_the_history_ranges() -> None:
     assert config.load().history_retention_days >= minimum_days(config.load().label_delay_min)
