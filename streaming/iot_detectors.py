@@ -22,7 +22,10 @@ Threshold = float | int | str
 
 # pattern -> threshold -> default. Severity is a threshold too: an operator may raise or lower it.
 DETECTORS: dict[str, dict[str, Threshold]] = {
-    "spike": {"window": 100, "min_readings": 30, "robust_sds": 6.0, "severity": "MEDIUM"},
+    # restart_after_intervals: a silence longer than this many usual intervals restarts the window
+    # (and the drift reference), 0 never; the default is the span a full window covers.
+    "spike": {"window": 100, "min_readings": 30, "robust_sds": 6.0, "restart_after_intervals": 100.0,
+              "severity": "MEDIUM"},
     "flatline": {"min_readings": 30, "severity": "HIGH"},
     "drift": {"min_sds": 3.0, "min_minutes": 10.0, "calm_sds": 1.0, "recent_readings": 10, "severity": "MEDIUM"},
     "dropout": {"interval_factor": 5.0, "min_readings": 20, "severity": "HIGH"},

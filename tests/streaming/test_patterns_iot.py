@@ -61,12 +61,12 @@ def robust_window(values: list[float], window: int = 100) -> tuple[float, float]
     return m, 1.4826 * statistics.median(abs(v - m) for v in kept)
 
 
-def spike_at(sds: float) -> Callable[[int, float], float]:
-    """Normal readings, reading BASELINE `sds` robust sds above the window's median."""
+def spike_at(sds: float, at: int = BASELINE) -> Callable[[int, float], float]:
+    """Normal readings, reading `at` `sds` robust sds above the window's median."""
     seen: list[float] = []
 
     def value(k: int, v: float) -> float:
-        if k == BASELINE:
+        if k == at:
             m, sd = robust_window(seen)
             return m + sds * sd
         seen.append(round(v, 3))
@@ -102,6 +102,28 @@ def shifted(noise_sds: float, hold_s: float, back: bool) -> Callable[[int], Call
             return v + up * shift
         return fn
     return make
+
+
+SILENT_AT = 45  # the reading that comes after the silence (45 readings before it: a window to judge with)
+SPIKE_AFTER = 40  # readings back at the new level before the injected spike (>= spike.min_readings)
+
+
+def back_from_silence(index: int, spike_after: int) -> Callable[[int, float], float]:
+    """Normal readings before SILENT_AT; from it on the level is 10 noise sds higher, and reading
+    SILENT_AT + spike_after is 12 robust sds above the window of the readings since SILENT_AT (the
+    window the detector holds if the silence restarted it)."""
+    shift = 10 * behaviours.Sensor.of(index).noise
+    since: list[float] = []
+
+    def value(k: int, v: float) -> float:
+        if k < SILENT_AT:
+            return v
+        if k == SILENT_AT + spike_after:
+            m, sd = robust_window(since)
+            return m + 12.0 * sd
+        since.append(round(v + shift, 3))
+        return v + shift
+    return value
 
 
 def case(name: str, events: list[dict[str, Any]], fires: dict[int, str] | None = None,
@@ -140,6 +162,16 @@ CASES = [
     # deadline: it must not cancel the dropout that already happened
     case("dropout: silent for 10 usual intervals, then back",
          series(9_000_021, normal, gaps={BASELINE: 10.0}), *only(9_000_021, "dropout")),
+    # a silence longer than the window spans (110 > 100 intervals): the level from before it is not the
+    # baseline; back 10 sds higher is no spike and, held 10 more minutes, no drift; a spike against
+    # the readings since the silence still is (its evidence is checked below)
+    case("spike after a long silence: judged against the readings since",
+         series(9_000_023, back_from_silence(9_000_023, SPIKE_AFTER), gaps={SILENT_AT: 110.0}),
+         {9_000_023: "spike"}, {9_000_023: "drift"}),
+    # near miss: a silence of 60 intervals (shorter than the window) keeps the window
+    case("spike after a short silence: judged against the window from before it",
+         series(9_000_025, spike_at(12.0, SILENT_AT), gaps={SILENT_AT: 60.0}),
+         {9_000_025: "spike"}, {9_000_025: "flatline"}),
 ]
 
 
@@ -170,6 +202,23 @@ def test_alerts_carry_evidence(outcome: Outcome) -> None:
     (alert,) = dropout["evidence"]
     assert alert["transaction_ids"] == [LAST_BEFORE_SILENCE["transaction_id"]]
     assert alert["measures"]["usual_interval_s"] == pytest.approx(INTERVAL_S)
+
+
+@pytest.mark.integration
+def test_long_silence_restarts_the_spike_window(outcome: Outcome) -> None:
+    """Back from 110 silent intervals at a level 10 sds higher: the one spike is the injected reading
+    judged against the readings since the silence (not the first readings back, judged against the
+    level from before it), and the silence itself is a dropout. After a silence of 60 intervals the
+    window from before it still judges."""
+    long_silence, short_silence = CASES[-2], CASES[-1]
+    (spike,) = outcome.found(dev(9_000_023), "spike")
+    assert [a["transaction_ids"] for a in spike["evidence"]] == [
+        [long_silence.events[SILENT_AT + SPIKE_AFTER]["transaction_id"]]]
+    assert spike["evidence"][0]["measures"]["deviation_sds"] == pytest.approx(12.0, rel=0.01)
+    (dropout,) = outcome.found(dev(9_000_023), "dropout")
+    assert dropout["evidence"][0]["transaction_ids"] == [long_silence.events[SILENT_AT - 1]["transaction_id"]]
+    (spike,) = outcome.found(dev(9_000_025), "spike")
+    assert [a["transaction_ids"] for a in spike["evidence"]] == [[short_silence.events[SILENT_AT]["transaction_id"]]]
 
 
 def test_docs_list_every_threshold_with_its_default() -> None:

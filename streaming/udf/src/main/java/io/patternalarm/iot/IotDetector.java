@@ -29,7 +29,10 @@ import java.util.Arrays;
  *
  * <ul>
  *   <li><b>spike</b>: the reading is more than {@code spike.robust_sds} robust standard deviations
- *       (1.4826 x MAD) from the median of the device's last {@code window} readings.</li>
+ *       (1.4826 x MAD) from the median of the device's last {@code window} readings. A device back from a
+ *       silence of more than {@code spike.restart_after_intervals} usual intervals (by default the span
+ *       the window covers) starts its window, and with it the drift reference, afresh: a level read hours
+ *       ago (a seasonal sensor, a job resumed from an old checkpoint) says nothing about this reading.</li>
  *   <li><b>flatline</b>: {@code flatline.min_readings} consecutive identical readings from a device whose
  *       readings varied before the run began (robust sd &gt; 0).</li>
  *   <li><b>drift</b>: the recent level (median of the last {@code drift.recent_readings} readings) sits
@@ -63,7 +66,7 @@ public class IotDetector extends KeyedProcessFunction<String, IotReading, Row> i
     private final String thresholdsJson;
 
     private transient int window, minReadings, flatlineReadings, recentReadings, gapsForInterval;
-    private transient double spikeSds, driftSds, calmSds, intervalFactor;
+    private transient double spikeSds, driftSds, calmSds, intervalFactor, restartIntervals;
     private transient long driftHoldMs;
     private transient String spikeSeverity, flatlineSeverity, driftSeverity, dropoutSeverity;
     private transient ObjectMapper mapper;
@@ -90,6 +93,7 @@ public class IotDetector extends KeyedProcessFunction<String, IotReading, Row> i
         window = t.at("/spike/window").asInt(100);
         minReadings = t.at("/spike/min_readings").asInt(30);
         spikeSds = t.at("/spike/robust_sds").asDouble(6.0);
+        restartIntervals = t.at("/spike/restart_after_intervals").asDouble(100.0);
         flatlineReadings = t.at("/flatline/min_readings").asInt(30);
         driftSds = t.at("/drift/min_sds").asDouble(3.0);
         calmSds = t.at("/drift/calm_sds").asDouble(1.0);
@@ -101,6 +105,10 @@ public class IotDetector extends KeyedProcessFunction<String, IotReading, Row> i
         flatlineSeverity = t.at("/flatline/severity").asText("HIGH");
         driftSeverity = t.at("/drift/severity").asText("MEDIUM");
         dropoutSeverity = t.at("/dropout/severity").asText("HIGH");
+        if (restartIntervals < 0) {
+            throw new IllegalArgumentException("IoT thresholds: PA_RULE_SPIKE_RESTART_AFTER_INTERVALS must be >= 0 (0: never "
+                    + "restart); got " + restartIntervals);
+        }
         if (minReadings > window || recentReadings > minReadings) {
             throw new IllegalArgumentException("IoT thresholds: need drift.recent_readings <= spike.min_readings <= "
                     + "spike.window; got " + recentReadings + ", " + minReadings + ", " + window);
@@ -118,6 +126,9 @@ public class IotDetector extends KeyedProcessFunction<String, IotReading, Row> i
         }
         activity.mark(r.eventTimeMs);
         boolean inOrder = !s.hasLast || r.eventTimeMs >= s.lastTimeMs;
+        if (inOrder && backFromLongSilence(s, r)) {
+            restartBaseline(s);
+        }
         if (inOrder) {
             scheduleDropout(s, r, ctx);
         }
@@ -148,6 +159,29 @@ public class IotDetector extends KeyedProcessFunction<String, IotReading, Row> i
             s.lastTxn = r.transactionId;
         }
         device.update(s);
+    }
+
+    /**
+     * Whether the device was silent for longer than restart_after_intervals usual intervals (0: never):
+     * its window then describes another time (a seasonal level moved, a device swapped or recalibrated),
+     * and judging the reading against it raises spikes and drifts that are only the passing hours.
+     */
+    private boolean backFromLongSilence(DeviceState s, IotReading r) {
+        return s.hasLast && restartIntervals > 0 && s.intervalMs > 0
+                && r.eventTimeMs - s.lastTimeMs > restartIntervals * s.intervalMs;
+    }
+
+    /**
+     * Forget the readings and the drift reference, keep the usual interval (dropout) and the flatline run.
+     * Spike and drift are blind until min_readings new readings have come (the price of not alerting on
+     * a stale level); the silence itself is the dropout detector's to report.
+     */
+    private static void restartBaseline(DeviceState s) {
+        s.ringSize = 0;
+        s.ringNext = 0;
+        s.driftPhase = NORMAL;
+        s.hasReference = false;
+        s.shiftStartMs = 0;
     }
 
     /** The usual interval from the gaps (dropouts excluded), and the deadline timer after this reading. */
