@@ -147,6 +147,10 @@ def create_tables(t_env: "TableEnvironment", settings: Settings) -> None:
 CREATE TEMPORARY VIEW events AS
 SELECT {contract_sql.event_view_columns()}
 FROM events_checked WHERE reject_reason IS NULL""")
+    for domain in patterns.domains_read():  # the patterns read their domain's valid events only
+        t_env.create_temporary_view(f"events_checked_{domain}", event_stream.domain_table(t_env, stream, domain))
+        t_env.execute_sql(f"CREATE TEMPORARY VIEW events_{domain} AS "
+                          f"SELECT {contract_sql.event_view_columns()} FROM events_checked_{domain}")
     t_env.execute_sql(kafka_sink_ddl(
         "dead_letters", "payload STRING, reason STRING, kafka_partition INT, kafka_offset BIGINT, "
         "rejected_at TIMESTAMP(3)", settings.topic_dead_letter, settings))
@@ -236,6 +240,7 @@ def plan_fingerprint() -> str:
     text = "\n".join([contract_sql.source_columns_sql(), contract_sql.format_options_sql(),
                       events_checked_sql(), alerts_query(), actor_windows_query(),
                       f"state ttl {ttl_days} d", iot_detectors.plan_text(),
+                      event_stream.plan_text(patterns.domains_read()),
                       player_history.plan_text(ttl_days) if player_history.needed() else ""])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -5,7 +5,8 @@ events view once per consumer would run a Kafka source and a parse per consumer.
 converted once; the IoT detectors (streaming/iot_detectors.py) and the player history
 (streaming/player_history.py) read that stream, and the SQL statements read it back (event_time
 stays the rowtime column; its watermark is the source's, SOURCE_WATERMARK()), so every branch shares
-one source and one parse.
+one source and one parse. The patterns read it back per domain (:func:`domain_table`), the feature
+windows, the dead letters and the throughput whole.
 
 The stream carries Flink SQL's internal rows (RowData), not Row: with the target type bridged to
 RowData both conversions are the identity, where Row cost a conversion of every column of every
@@ -70,6 +71,32 @@ def as_table(t_env: "StreamTableEnvironment", j_stream: Any, proc_time: bool = T
     if proc_time:
         schema = schema.column_by_expression("proc_time", "PROCTIME()")
     return t_env.from_data_stream(DataStream(j_stream), schema.watermark("event_time", "SOURCE_WATERMARK()").build())
+
+
+# The columns DomainEvents.java reads, with the types it reads them as.
+DOMAIN_FILTER_COLUMNS = {"reject_reason": "STRING", "domain": "STRING"}
+
+
+def domain_table(t_env: "StreamTableEnvironment", events: EventStream, domain: str) -> "Table":
+    """The valid events of one domain as a Table (event_time the rowtime, proc_time declared).
+
+    Why: each SQL statement over the shared events table gets its own Calc over every event, which
+    copies the string columns its expressions read before its WHERE runs, so a statement about one
+    domain paid for all four. Filtered here once per domain (io.patternalarm.udf.DomainEvents, a
+    string compare in place), a domain's statements see only its rows."""
+    from pyflink.java_gateway import get_gateway
+
+    reject_reason, domain_column = column_positions(events.names, events.types, DOMAIN_FILTER_COLUMNS,
+                                                    "DomainEvents.java")
+    kept = (events.j_stream
+            .filter(get_gateway().jvm.io.patternalarm.udf.DomainEvents(reject_reason, domain_column, domain))
+            .name(f"{domain} events").uid(f"events-{domain}"))
+    return as_table(t_env, kept)
+
+
+def plan_text(domains: list[str]) -> str:
+    """What the plan fingerprint must see of the wiring: the domain tables built."""
+    return f"domain tables v1 (io.patternalarm.udf.DomainEvents after the conversion): {domains}"
 
 
 def internal_type(row_type: Any) -> Any:

@@ -1,7 +1,9 @@
 """Detection patterns in SQL: one file per pattern, everything about it in that file.
 
-Each ``<pattern>.sql`` is a SELECT over the ``events`` view (or, for the gaming look-backs, the
-``gaming_history`` view of streaming/player_history.py) producing the alert columns (alert_id,
+Each ``<pattern>.sql`` is a SELECT over its domain's events, the ``events_<domain>`` view (valid
+events of that domain only, filtered once before the statements: streaming/event_stream.py
+``domain_table`` says why; or, for the gaming look-backs, the ``gaming_history`` view of
+streaming/player_history.py) producing the alert columns (alert_id,
 `pattern`, domain, actor_id, severity, first_event_time, event_time, transaction_ids, `measures`).
 It starts with comments: what it detects in English, why CEP or windows suit it, and its thresholds
 as ``-- @threshold name = default`` lines. The body uses them as ``{{name}}``; environment variables
@@ -98,6 +100,16 @@ def render(pattern: str) -> str:
 
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     return _PLACEHOLDER.sub(fill, body)
+
+
+def domains_read(names: list[str] | None = None) -> list[str]:
+    """The domains whose ``events_<domain>`` view the patterns (default: the enabled ones) read: the
+    job builds only those (a filtered stream nobody reads would still run)."""
+    from patternalarm.events import DOMAINS
+
+    table = re.compile(r"\bevents_(" + "|".join(DOMAINS) + r")\b")
+    found = {m.group(1) for p in (enabled() if names is None else names) for m in table.finditer(render(p))}
+    return [d for d in DOMAINS if d in found]
 
 
 # Look-backs that live in keyed OVER state, which the state TTL (PA_STATE_TTL_DAYS) clears after that

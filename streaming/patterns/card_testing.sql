@@ -21,7 +21,7 @@ SELECT
               KEY 'max_amount' VALUE max_amount, KEY 'max_session_sec' VALUE max_session_sec) AS `measures`
 -- only the columns used: a MATCH_RECOGNIZE input is not pruned by the planner, and every event
 -- column crossed the keyed exchange and waited in CEP's buffer (profiled)
-FROM (SELECT actor_id, transaction_id, amount, session_sec, event_time FROM events WHERE domain = 'ecommerce')
+FROM (SELECT actor_id, transaction_id, amount, session_sec, event_time FROM events_ecommerce)
 MATCH_RECOGNIZE (
   PARTITION BY actor_id
   ORDER BY event_time

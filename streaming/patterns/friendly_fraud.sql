@@ -45,7 +45,7 @@ FROM (
     -- it, the planner gave the window (its keyed exchange and its state) every event column (profiled).
     FROM (SELECT actor_id, transaction_id, amount, cart_has_electronics, event_time, proc_time,
             amount > {{min_amount}} AND cart_has_electronics AS big_electronics
-          FROM events WHERE domain = 'ecommerce')
+          FROM events_ecommerce)
   )
   WHERE big_electronics
 )

@@ -33,8 +33,8 @@ SELECT
               KEY 'span_seconds' VALUE TIMESTAMPDIFF(SECOND, first_event_time, last_event_time)) AS `measures`
 FROM (
   SELECT actor_id, transaction_id, amount, session_sec, event_time
-  FROM events
-  WHERE domain = 'gaming' AND item_type = 'currency'
+  FROM events_gaming
+  WHERE item_type = 'currency'
     AND amount < {{max_amount}} AND session_sec < {{max_session_sec}}
 )
 MATCH_RECOGNIZE (

@@ -53,11 +53,11 @@ FROM (
   SELECT * FROM (
     SELECT account_to AS account, 'IN' AS direction, account_from AS counterparty, amount, transfer_type,
       country_from, country_to, transaction_id, event_time
-    FROM events WHERE domain = 'fintech'
+    FROM events_fintech
     UNION ALL
     SELECT account_from AS account, 'OUT' AS direction, account_to AS counterparty, amount, transfer_type,
       country_from, country_to, transaction_id, event_time
-    FROM events WHERE domain = 'fintech'
+    FROM events_fintech
   )
   WHERE (direction = 'IN' AND amount >= {{passthrough_min_received}})
      OR (direction = 'OUT' AND amount >= {{passthrough_min_chunk}})
@@ -103,11 +103,11 @@ FROM (
   FROM (
     SELECT account_to AS account, 'IN' AS direction, account_from AS counterparty, amount, transfer_type,
       country_from, country_to, transaction_id, event_time
-    FROM events WHERE domain = 'fintech'
+    FROM events_fintech
     UNION ALL
     SELECT account_from AS account, 'OUT' AS direction, account_to AS counterparty, amount, transfer_type,
       country_from, country_to, transaction_id, event_time
-    FROM events WHERE domain = 'fintech'
+    FROM events_fintech
   )
   WHERE transfer_type = 'SWIFT' AND amount >= {{swift_min_amount}}
     AND (UPPER(country_from) IN ({{high_risk_countries}}) OR UPPER(country_to) IN ({{high_risk_countries}}))

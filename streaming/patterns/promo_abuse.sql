@@ -47,8 +47,8 @@ FROM (
       SELECT user_id, transaction_id, amount, event_time, proc_time,
         CONCAT(LOWER(TRIM(REGEXP_REPLACE(shipping_street, '\s+', ' '))), '|',
                LOWER(TRIM(REGEXP_REPLACE(shipping_zip, '\s+', ' ')))) AS address_key
-      FROM events
-      WHERE domain = 'ecommerce' AND user_id IS NOT NULL
+      FROM events_ecommerce
+      WHERE user_id IS NOT NULL
         AND shipping_street IS NOT NULL AND shipping_zip IS NOT NULL
     )
   )

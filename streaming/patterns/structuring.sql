@@ -30,8 +30,8 @@ SELECT
               KEY 'recipients' VALUE recipients) AS `measures`
 FROM (
   SELECT account_from, account_to, amount, transaction_id, event_time
-  FROM events
-  WHERE domain = 'fintech' AND amount >= {{min_amount}} AND amount <= {{max_amount}}
+  FROM events_fintech
+  WHERE amount >= {{min_amount}} AND amount <= {{max_amount}}
 )
 MATCH_RECOGNIZE (
   PARTITION BY account_from

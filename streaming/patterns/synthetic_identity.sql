@@ -58,10 +58,10 @@ FROM (
                                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS earliest_arrived
         FROM (
           SELECT account_from AS account, TRUE AS outgoing, amount, transaction_id, event_time, proc_time
-          FROM events WHERE domain = 'fintech'
+          FROM events_fintech
           UNION ALL
           SELECT account_to AS account, FALSE AS outgoing, amount, transaction_id, event_time, proc_time
-          FROM events WHERE domain = 'fintech'
+          FROM events_fintech
         )
       )
       WHERE event_time <= earliest_arrived OR (outgoing AND amount >= {{min_amount}} AND amount <= {{max_amount}})

@@ -12,7 +12,7 @@ import pytest
 
 from patternalarm.config import REPO_ROOT
 from patternalarm.stack import kafka_broker
-from streaming import event_columns
+from streaming import event_columns, patterns
 from tests.streaming.conftest import STACK_SETTINGS
 
 EXPLAIN = """
@@ -104,3 +104,12 @@ def test_synthetic_identity_event_time_window_reads_only_candidates_and_new_mini
     where = re.search(r"Calc\(select=\[[^\]]*\], where=\[(.*)\]\)", between)
     assert where, f"no filter below the event-time window: {between[:2000]}"
     assert re.search(r"event_time.*<=.*w0\$o0.*\) OR \(outgoing AND", where.group(1)), where.group(1)
+
+
+def test_patterns_read_their_domain_filtered_once_before_the_statements(plan: str) -> None:
+    """Each pattern reads events_<domain>, filtered in the stream by DomainEvents.java before the
+    statements fan out: a statement's own WHERE on the domain ran for every event of every domain,
+    after its Calc had copied the string columns it reads (docs/performance.md, "2026-12-07, night").
+    Before: 11 Calcs filtered on the domain."""
+    assert re.findall(r"where=\[[^\]]*domain = ", plan) == []
+    assert patterns.domains_read() == ["fintech", "ecommerce", "gaming"]

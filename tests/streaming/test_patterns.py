@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from streaming import patterns
@@ -45,3 +47,14 @@ def test_state_ttl_shorter_than_a_look_back_is_refused(monkeypatch: pytest.Monke
     monkeypatch.setenv("PA_RULE_PROMO_ABUSE_WITHIN_HOURS", "96")
     with pytest.raises(ValueError, match="promo_abuse.*4 days"):
         patterns.check_state_ttl(3)
+
+
+def test_only_the_domains_the_chosen_patterns_read_get_a_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A domain table nobody reads would still run its filter on every event."""
+    monkeypatch.setenv("PA_PATTERNS", "card_testing,promo_abuse,spike")
+    assert patterns.domains_read() == ["ecommerce"]
+    monkeypatch.setenv("PA_PATTERNS", "account_takeover")  # reads the player history, not events_gaming
+    assert patterns.domains_read() == []
+    monkeypatch.delenv("PA_PATTERNS")
+    for name in patterns.enabled():
+        assert not re.search(r"\bFROM\s+events\b", patterns.render(name)), f"{name} reads the all-domain view"
