@@ -109,7 +109,7 @@ def test_synthetic_identity_event_time_window_reads_only_candidates_and_new_mini
 def test_patterns_read_their_domain_filtered_once_before_the_statements(plan: str) -> None:
     """Each pattern reads events_<domain>, filtered in the stream by DomainEvents.java before the
     statements fan out: a statement's own WHERE on the domain ran for every event of every domain,
-    after its Calc had copied the string columns it reads (docs/performance.md, "2026-12-07, night").
+    after its Calc had copied the string columns it reads (docs/performance.md, "2026-12-07, late evening").
     Before: 11 Calcs filtered on the domain."""
     assert re.findall(r"where=\[[^\]]*domain = ", plan) == []
     assert patterns.domains_read() == ["fintech", "ecommerce", "gaming"]
