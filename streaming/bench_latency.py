@@ -26,7 +26,11 @@ a scratch database, and for each mode this prints
     "event" is the window's end, so this is the scoring path's latency);
   * window -> score latency p50/p99/max: from the window's end to the moment the window scorer
     stored its score (watermark, the windows topic, the micro-batch wait, the request), and how many
-    windows were scored or stored unscored.
+    windows were scored or stored unscored;
+  * the scorer's lag as bursts (`scorer_lag`: a minute's windows close together) and whether it kept
+    up (`scorer_lag.keeps_up`: every burst that had a whole minute drained within it; `worst_share`,
+    the longest drain as a share of the minute, is the margin). A phase must be long enough to
+    judge: at 1 M/min the first bursts drain on a fresh store, later ones on a fuller one.
 
 After the last phase, 10 s of unreported traffic closes its watermark, and every phase's rule alerts
 are counted again (`event_to_alert_at_end`, see `recount`): the alerts of a phase's last
@@ -193,8 +197,10 @@ class StackSampler:
                     current["drained_after_s"] = round(t - current["began_s"], 1)
             elif lag >= idle_below:
                 bursts.append({"began_s": t, "peak": lag, "drained_after_s": None})
+        ended_s = round(samples[-1][0] - self.marked_at, 1) if samples else 0.0
         return {"bursts": bursts, "max": max((lag for _, lag in samples), default=None),
-                "last": samples[-1][1] if samples else None, "samples": len(samples)}
+                "last": samples[-1][1] if samples else None, "samples": len(samples),
+                "keeps_up": bursts_keep_up(bursts, ended_s)}
 
     def sample_until_stopped(self, every_s: float = 2.0) -> None:
         while not self.stop.wait(every_s):
@@ -322,6 +328,24 @@ def publish_on_schedule(producer: Any, records: list[tuple[bytes, bytes]], start
         if ahead > 0.002:
             time.sleep(ahead)
         producer.send_raw(key, value)
+
+
+WINDOW_PERIOD_S = 60.0  # windows close once a minute (history_features.WINDOW_MINUTES), so bursts come a minute apart
+
+
+def bursts_keep_up(bursts: list[dict[str, Any]], ended_s: float, period_s: float = WINDOW_PERIOD_S) -> dict[str, Any]:
+    """Whether the scorer kept up, from its bursts (StackSampler.scorer_bursts): every burst that
+    began at least a period before the phase ended drained within that period, before the next
+    minute's windows came. ``worst_share`` is the longest such drain as a share of the period, the
+    margin (0.95: kept up with 5 % to spare; a burst still draining counts from its start to the
+    end, so at least 1). Verdict None when no burst had a whole period (a phase too short to judge).
+    Why not the lag at the end: it depends on where in the minute the phase stopped."""
+    judged = [b for b in bursts if b["began_s"] + period_s <= ended_s]
+    if not judged:
+        return {"verdict": None, "judged_bursts": 0, "worst_share": None}
+    worst = max((b["drained_after_s"] if b["drained_after_s"] is not None else ended_s - b["began_s"]) / period_s
+                for b in judged)
+    return {"verdict": worst < 1.0, "judged_bursts": len(judged), "worst_share": round(worst, 3)}
 
 
 def produce(settings: config.Settings, mode: str, seconds: float, seed: int, pace: float, pregenerated: bool,
