@@ -73,7 +73,7 @@ def as_table(t_env: "StreamTableEnvironment", j_stream: Any, proc_time: bool = T
     return t_env.from_data_stream(DataStream(j_stream), schema.watermark("event_time", "SOURCE_WATERMARK()").build())
 
 
-# The columns DomainEvents.java reads, with the types it reads them as.
+# The columns a JVM branch reading one domain tests (DomainEvents.isValidOf), with their types.
 DOMAIN_FILTER_COLUMNS = {"reject_reason": "STRING", "domain": "STRING"}
 
 

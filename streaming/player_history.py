@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streaming import patterns
-from streaming.event_stream import EventStream, as_table, column_positions, internal_type
+from streaming.event_stream import DOMAIN_FILTER_COLUMNS, EventStream, as_table, column_positions, internal_type
 
 if TYPE_CHECKING:
     from pyflink.table import StreamTableEnvironment, Table
@@ -25,7 +25,6 @@ READERS = ("account_takeover", "chargeback_fraud")
 # The columns the projection reads (PlayerHistory.PURCHASE_FIELDS, in order), with their types.
 PURCHASE_COLUMNS = {"actor_id": "STRING", "transaction_id": "STRING", "amount": "DOUBLE", "device": "STRING",
                     "ip_address": "STRING", "payment_method": "STRING", "event_time": "TIMESTAMP(3)"}
-FILTER_COLUMNS = {"reject_reason": "STRING", "domain": "STRING"}
 # What the function adds (PlayerHistory.HISTORY_FIELDS, in order).
 HISTORY_COLUMNS = {"new_device": "BOOLEAN", "new_ip": "BOOLEAN", "purchases": "BIGINT", "spent": "DOUBLE",
                    "first_seen": "TIMESTAMP(3)"}
@@ -55,7 +54,8 @@ def attach(t_env: "StreamTableEnvironment", events: EventStream, ttl_days: int) 
     if java_fields != [*PURCHASE_COLUMNS, *HISTORY_COLUMNS]:
         raise ValueError(f"PlayerHistory.java has the fields {java_fields}, streaming/player_history.py "
                          f"{[*PURCHASE_COLUMNS, *HISTORY_COLUMNS]}: keep the two in step")
-    reject_reason, domain = column_positions(events.names, events.types, FILTER_COLUMNS, "PlayerHistory.Purchases")
+    reject_reason, domain = column_positions(events.names, events.types, DOMAIN_FILTER_COLUMNS,
+                                             "PlayerHistory.Purchases")
     positions = column_positions(events.names, events.types, PURCHASE_COLUMNS, "PlayerHistory.Purchases")
     j_positions = get_gateway().new_array(jvm.int, len(positions))
     for i, position in enumerate(positions):

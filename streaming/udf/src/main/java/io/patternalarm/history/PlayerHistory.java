@@ -14,6 +14,8 @@ import org.apache.flink.table.data.TimestampData;
 import org.apache.flink.table.data.utils.JoinedRowData;
 import org.apache.flink.util.Collector;
 
+import io.patternalarm.udf.DomainEvents;
+
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.Objects;
@@ -178,7 +180,7 @@ public class PlayerHistory extends KeyedProcessFunction<String, RowData, RowData
 
         @Override
         public void flatMap(RowData row, Collector<RowData> out) {
-            if (!row.isNullAt(rejectReason) || row.isNullAt(domain) || !GAMING.equals(row.getString(domain))) {
+            if (!DomainEvents.isValidOf(row, rejectReason, domain, GAMING)) {
                 return;
             }
             if (row.isNullAt(positions[ACTOR]) || row.isNullAt(positions[TIME])) {

@@ -6,6 +6,8 @@ import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
 import org.apache.flink.util.Collector;
 
+import io.patternalarm.udf.DomainEvents;
+
 /**
  * Keeps the valid IoT events of the job's checked event stream (the one parse of each payload) and
  * turns each into an {@link IotReading}. Column positions come from the job (Python), which reads
@@ -47,7 +49,7 @@ public class IotReadings implements FlatMapFunction<RowData, IotReading> {
 
     @Override
     public void flatMap(RowData row, Collector<IotReading> out) {
-        if (!row.isNullAt(rejectReason) || row.isNullAt(domain) || !IOT.equals(row.getString(domain))) {
+        if (!DomainEvents.isValidOf(row, rejectReason, domain, IOT)) {
             return;
         }
         if (row.isNullAt(value) || row.isNullAt(eventTime)) {

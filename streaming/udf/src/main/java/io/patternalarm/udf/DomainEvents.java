@@ -36,6 +36,14 @@ public class DomainEvents implements FilterFunction<RowData> {
         if (wanted == null) {
             wanted = StringData.fromString(domain);
         }
+        return isValidOf(row, rejectReason, domainPosition, wanted);
+    }
+
+    /**
+     * Whether the row is a valid event (no reject reason) of the domain {@code wanted}: the one test
+     * of every JVM branch that reads one domain (this filter, the IoT readings, the gaming purchases).
+     */
+    public static boolean isValidOf(RowData row, int rejectReason, int domainPosition, StringData wanted) {
         return row.isNullAt(rejectReason) && !row.isNullAt(domainPosition)
                 && wanted.equals(row.getString(domainPosition));
     }
